@@ -1,0 +1,859 @@
+"""Throughput benchmark: the Postgres runner image against a raw `psql | psql` binary COPY pipe.
+
+Both paths copy the same source table into the same warehouse, alternately, `--repeat` times.
+The pipe is the ceiling a runner can hope for (no Python, no transformation), so the ratio
+runner/pipe is the number that matters; absolute numbers only hold for the recorded machine.
+
+Passwords come only from `DK_SOURCE__PASSWORD` and `DK_WAREHOUSE__PASSWORD`: they reach psql as
+`PGPASSWORD` in its environment and docker as bare `-e NAME`, never argv, logs or results.
+
+See benchmarks/README.md for how to run it; results are appended to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import psutil
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger("bench_postgres_runner")
+
+HERE = Path(__file__).resolve().parent
+SEEDER = HERE.parent / "demo" / "seed_tpch.py"
+PIPE_SCHEMA = "bench_pipe"
+MB = 1_000_000  # MB/s uses decimal megabytes of the binary COPY stream.
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on or its results are wrong; the CLI exits 1 with the message."""
+
+
+# --- connections --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One PostgreSQL database as both psql and psycopg reach it; the password stays in env."""
+
+    role: str  # "source" or "warehouse": names the DK_<ROLE>__* variables
+    host: str
+    port: int
+    dbname: str
+    user: str
+
+    @property
+    def password_env(self) -> str:
+        return f"DK_{self.role.upper()}__PASSWORD"
+
+    @property
+    def url(self) -> str:
+        """Safe to log: no password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def connect(self) -> psycopg.Connection:
+        password = os.environ.get(self.password_env)
+        params = {"password": password} if password is not None else {}
+        try:
+            return psycopg.connect(
+                host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                autocommit=True, application_name="bench_postgres_runner", **params,
+            )  # fmt: skip
+        except psycopg.OperationalError as exc:
+            raise BenchError(
+                f"Cannot connect to `{self.url}`: {str(exc).strip()}\n"
+                f"Check the --{self.role}-* options and `{self.password_env}`."
+            ) from exc
+
+    def psql_argv(self, command: str) -> list[str]:
+        """psql running one command; -X ignores ~/.psqlrc so nothing else runs."""
+        return [
+            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+            "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.dbname,
+            "-c", command,
+        ]  # fmt: skip
+
+    def psql_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+        if self.password_env in os.environ:
+            env["PGPASSWORD"] = os.environ[self.password_env]
+        return env
+
+    def shell_psql(self, command: str) -> str:
+        """The psql call as a copy-pasteable shell command, password by reference only."""
+        return f'PGPASSWORD="${self.password_env}" ' + shlex.join(self.psql_argv(command))
+
+
+def scalar(endpoint: Endpoint, query: sql.Composable | str) -> Any:
+    with endpoint.connect() as conn:
+        row = conn.execute(query).fetchone()
+    return row[0] if row else None
+
+
+def count_rows(endpoint: Endpoint, schema: str, table: str) -> int | None:
+    """Row count of schema.table, or None when the table does not exist."""
+    with endpoint.connect() as conn:
+        if conn.execute("SELECT to_regclass(%s)", [f"{schema}.{table}"]).fetchone()[0] is None:
+            return None
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        return conn.execute(query).fetchone()[0]
+
+
+def try_checkpoint(endpoint: Endpoint) -> bool:
+    """CHECKPOINT so one repetition's dirty pages are not flushed on the next one's time.
+
+    Needs superuser or pg_checkpoint; without it the benchmark goes on and says so.
+    """
+    try:
+        with endpoint.connect() as conn:
+            conn.execute("CHECKPOINT")
+        return True
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+
+
+# --- preparation --------------------------------------------------------------------------------
+
+
+def seed_source(source: Endpoint, table: str, scale: float) -> dict:
+    """Load TPC-H `table` at `scale` into the source with demo/seed_tpch.py (imported by path)."""
+    spec = importlib.util.spec_from_file_location("seed_tpch", SEEDER)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"Cannot import the seeder `{SEEDER}`.")
+    seeder = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = seeder  # dataclasses look their module up while it executes
+    spec.loader.exec_module(seeder)
+    try:
+        return seeder.seed_tpch(
+            host=source.host, port=source.port, dbname=source.dbname, user=source.user,
+            password=os.environ.get(source.password_env), scale=scale, tables=[table],
+        )  # fmt: skip
+    except (seeder.SeedError, subprocess.CalledProcessError) as exc:
+        raise BenchError(
+            f"Seeding `{table}` failed: {exc}. Use --no-seed for a non-TPC-H table."
+        ) from exc
+
+
+def column_definitions(source: Endpoint, table: str) -> sql.Composable:
+    """The source table's columns with their exact types and NOT NULLs, for the pipe target.
+
+    Binary COPY needs identical types on both sides; defaults and indexes are left out on
+    purpose (the target of a bulk load should have none).
+    """
+    with source.connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+            FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """,
+            [table],
+        ).fetchall()
+    if not rows:
+        raise BenchError(f"Source table `{table}` not found in `{source.url}`; drop --no-seed?")
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name), sql.SQL(type_), sql.SQL(" NOT NULL" if notnull else "")
+        )
+        for name, type_, notnull in rows
+    )
+
+
+def recreate_pipe_target(warehouse: Endpoint, table: str, columns: sql.Composable) -> None:
+    """Drop and create the empty pipe target, so every repetition loads into a fresh table."""
+    target = sql.Identifier(PIPE_SCHEMA, table)
+    with warehouse.connect() as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(PIPE_SCHEMA)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+
+
+def drop_pipe_target(warehouse: Endpoint, table: str) -> None:
+    with warehouse.connect() as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PIPE_SCHEMA, table)))
+
+
+def measure_stream(source: Endpoint, table: str) -> tuple[int, float]:
+    """Bytes and seconds of `COPY table TO STDOUT (FORMAT binary)` alone (what `| wc -c` says).
+
+    The bytes are the MB/s basis for both paths: the same logical payload, whatever each target
+    adds on disk. The run also warms the source's cache before the first timed repetition.
+    """
+    argv = source.psql_argv(f"COPY {table} TO STDOUT (FORMAT binary)")
+    started = time.perf_counter()
+    total = 0
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, env=source.psql_env()) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            total += len(chunk)
+    if proc.returncode != 0:
+        raise BenchError(
+            f"Measuring the COPY stream of `{table}` failed (psql exit {proc.returncode})."
+        )
+    return total, time.perf_counter() - started
+
+
+# --- one repetition of each path ----------------------------------------------------------------
+
+
+@dataclass
+class Repetition:
+    """One timed load by one path, with what it left in the warehouse."""
+
+    rep: int
+    path: str  # "pipe" or "runner"
+    seconds: float
+    ok: bool
+    target: str
+    target_rows: int | None = None
+    peak_rss_bytes: int | None = None  # pipe: the larger psql; runner: from its RunResult
+    cgroup_max_usage_bytes: int | None = None
+    checkpointed: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class PeakPoller(threading.Thread):
+    """Samples a memory figure every 100 ms while something runs and keeps the largest value.
+
+    Polling, because the exact counters vanish at exit: a reaped process has no /proc entry and
+    `docker run --rm` deletes the container's cgroup. Both figures below are high-water marks,
+    so only growth in the last 100 ms before exit can be missed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_bytes: int | None = None
+        self._stop_event = threading.Event()
+
+    def sample(self) -> int | None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.1):
+            value = self.sample()
+            if value is not None:
+                self.peak_bytes = max(value, self.peak_bytes or 0)
+
+    def stop(self) -> int | None:
+        self._stop_event.set()
+        self.join()
+        return self.peak_bytes
+
+
+class ProcessHwm(PeakPoller):
+    """A process's own peak RSS (`VmHWM` in /proc/PID/status).
+
+    Not `wait4`'s ru_maxrss: Linux carries the pre-exec high-water mark over exec, so a psql
+    spawned from this Python process would report Python's RSS instead of its own.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.status = Path(f"/proc/{pid}/status")
+
+    def sample(self) -> int | None:
+        try:
+            for line in self.status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
+
+class CgroupPeak(PeakPoller):
+    """The container's memory cgroup peak; it counts page cache too, so it exceeds the RSS."""
+
+    PATHS = (
+        "/sys/fs/cgroup/memory/docker/{cid}/memory.max_usage_in_bytes",  # cgroup v1
+        "/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.peak",  # v2, systemd driver
+        "/sys/fs/cgroup/docker/{cid}/memory.peak",  # v2, cgroupfs driver
+    )
+
+    def __init__(self, cidfile: Path) -> None:
+        super().__init__()
+        self.cidfile = cidfile
+        self.cid = ""
+
+    def sample(self) -> int | None:
+        if not self.cid and self.cidfile.exists():
+            self.cid = self.cidfile.read_text().strip()
+        for pattern in self.PATHS if self.cid else ():
+            try:
+                return int(Path(pattern.format(cid=self.cid)).read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
+
+def run_pipe(source: Endpoint, warehouse: Endpoint, table: str, rep: int) -> Repetition:
+    """Time `psql COPY TO STDOUT | psql COPY FROM STDIN`, two processes joined by an OS pipe."""
+    target = f"{PIPE_SCHEMA}.{table}"
+    out_argv = source.psql_argv(f"COPY {table} TO STDOUT (FORMAT binary)")
+    in_argv = warehouse.psql_argv(f"COPY {target} FROM STDIN (FORMAT binary)")
+    with tempfile.TemporaryFile() as err_out, tempfile.TemporaryFile() as err_in:
+        started = time.perf_counter()
+        producer = subprocess.Popen(
+            out_argv, stdout=subprocess.PIPE, stderr=err_out, env=source.psql_env()
+        )
+        consumer = subprocess.Popen(
+            in_argv, stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=err_in,
+            env=warehouse.psql_env(),
+        )  # fmt: skip
+        assert producer.stdout is not None
+        producer.stdout.close()  # only the consumer holds the read end now
+        pollers = [ProcessHwm(producer.pid), ProcessHwm(consumer.pid)]
+        for poller in pollers:
+            poller.start()
+        rc_in, rc_out = consumer.wait(), producer.wait()
+        seconds = time.perf_counter() - started
+        rss_out, rss_in = (poller.stop() for poller in pollers)
+        errors = [_tail(f) for f in (err_out, err_in)]
+    ok = rc_in == 0 and rc_out == 0
+    if not ok:
+        log.error("pipe failed (psql exits %s | %s): %s", rc_out, rc_in, " / ".join(errors))
+    return Repetition(
+        rep, "pipe", seconds, ok, target,
+        peak_rss_bytes=max(rss_in or 0, rss_out or 0) or None,
+        detail={"psql_exit_codes": [rc_out, rc_in], "psql_peak_rss_bytes": [rss_out, rss_in]},
+    )  # fmt: skip
+
+
+def _tail(handle, limit: int = 2000) -> str:
+    handle.seek(0)
+    return handle.read().decode(errors="replace").strip()[-limit:]
+
+
+@dataclass(frozen=True)
+class RunnerJob:
+    """What the runner image is asked to do; the env names and argv are its fixed interface."""
+
+    image: str
+    tenant: str
+    source_name: str
+    table: str
+
+    @property
+    def bronze_schema(self) -> str:
+        return f"bronze_{self.source_name}"
+
+    def env_args(self, source: Endpoint, warehouse: Endpoint) -> list[str]:
+        """`-e NAME=value` for plain settings, bare `-e NAME` for passwords (taken from env)."""
+        values = {"DK_TENANT": self.tenant, "DK_SOURCE__NAME": self.source_name}
+        for ep in (source, warehouse):
+            prefix = f"DK_{ep.role.upper()}__"
+            values |= {
+                f"{prefix}HOST": ep.host, f"{prefix}PORT": str(ep.port),
+                f"{prefix}DBNAME": ep.dbname, f"{prefix}USER": ep.user,
+            }  # fmt: skip
+        args: list[str] = []
+        for name, value in values.items():
+            args += ["-e", f"{name}={value}"]
+        for ep in (source, warehouse):
+            args += ["-e", ep.password_env]
+        return args
+
+    def argv(self, source: Endpoint, warehouse: Endpoint, cidfile: Path | None = None) -> list[str]:
+        cid = ["--cidfile", str(cidfile)] if cidfile else []
+        return [
+            "docker", "run", "--rm", "--network", "host", *cid,
+            *self.env_args(source, warehouse),
+            self.image, "extract", "--table", self.table, "--mode", "full_refresh",
+        ]  # fmt: skip
+
+
+def parse_run_result(stdout: str) -> dict[str, Any]:
+    """The runner contract: stdout's last non-empty line is the RunResult JSON object."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("runner printed nothing on stdout")
+    result = json.loads(lines[-1])
+    if not isinstance(result, dict):
+        raise TypeError(f"last stdout line is not a JSON object: {lines[-1][:200]}")
+    return result
+
+
+def rows_written(result: dict[str, Any], table: str) -> int | None:
+    for entry in result.get("tables") or []:
+        if isinstance(entry, dict) and entry.get("table") in (table, f"public.{table}"):
+            return entry.get("rows_written")
+    return None
+
+
+def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) -> Repetition:
+    """Time one `docker run ... extract`; its stderr (progress) passes through to ours."""
+    target = f"{job.bronze_schema}.{job.table}"
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        cidfile = Path(tmp) / "cid"
+        watcher = CgroupPeak(cidfile)
+        watcher.start()
+        started = time.perf_counter()
+        proc = subprocess.run(
+            job.argv(source, warehouse, cidfile), stdout=subprocess.PIPE, text=True, check=False
+        )
+        seconds = time.perf_counter() - started
+        cgroup_peak = watcher.stop()
+    detail: dict[str, Any] = {"exit_code": proc.returncode}
+    try:
+        result = parse_run_result(proc.stdout)
+    except (ValueError, TypeError) as exc:
+        log.error("runner rep %d: no RunResult (%s); stdout tail: %s", rep, exc, proc.stdout[-500:])
+        result = {}
+    detail |= {
+        "status": result.get("status"),
+        "rows_written": rows_written(result, job.table),
+        "duration": result.get("duration_seconds", result.get("duration")),
+    }
+    ok = proc.returncode == 0 and bool(result)
+    return Repetition(
+        rep, "runner", seconds, ok, target,
+        peak_rss_bytes=result.get("peak_rss_bytes"),
+        cgroup_max_usage_bytes=cgroup_peak, detail=detail,
+    )  # fmt: skip
+
+
+def require_image(image: str) -> None:
+    """Fail before seeding, not after, when the image is not in the local docker engine."""
+    proc = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise BenchError(
+            f"Runner image `{image}` is not in the local docker engine: build or load it first, "
+            "or pass --skip-runner."
+        )
+
+
+def container_overhead(image: str) -> float | None:
+    """Seconds of `docker run --rm IMAGE version`: the start/stop cost inside each runner time."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", image, "version"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return time.perf_counter() - started if proc.returncode == 0 else None
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Endpoint
+    warehouse: Endpoint
+    table: str
+    repeat: int
+    job: RunnerJob | None  # None: --skip-runner
+
+
+def run_benchmark(plan: Plan, source_rows: int) -> list[Repetition]:
+    """Alternate pipe and runner `repeat` times, checking the target's row count after each."""
+    columns = column_definitions(plan.source, plan.table)
+    reps: list[Repetition] = []
+    for i in range(1, plan.repeat + 1):
+        recreate_pipe_target(plan.warehouse, plan.table, columns)
+        reps.append(_timed(plan, i, "pipe", source_rows))
+        if plan.job is not None:
+            reps.append(_timed(plan, i, "runner", source_rows))
+    drop_pipe_target(plan.warehouse, plan.table)
+    return reps
+
+
+def _timed(plan: Plan, i: int, path: str, source_rows: int) -> Repetition:
+    checkpointed = try_checkpoint(plan.warehouse) and try_checkpoint(plan.source)
+    if path == "pipe":
+        rep = run_pipe(plan.source, plan.warehouse, plan.table, i)
+    else:
+        assert plan.job is not None
+        rep = run_runner(plan.job, plan.source, plan.warehouse, i)
+    rep.checkpointed = checkpointed
+    schema, table = rep.target.split(".")
+    rep.target_rows = count_rows(plan.warehouse, schema, table)
+    reported = rep.detail.get("rows_written")
+    if rep.target_rows != source_rows or reported not in (None, source_rows):
+        rep.ok = False
+        log.error("%s rep %d: `%s` holds %s rows (reported: %s), source has %d", path, i,
+                  rep.target, rep.target_rows, reported, source_rows)  # fmt: skip
+    log.info("%-6s rep %d: %6.2f s, %s rows, %s", path, i, rep.seconds, rep.target_rows,
+             "ok" if rep.ok else "FAILED")  # fmt: skip
+    return rep
+
+
+def summarize(reps: list[Repetition], rows: int, stream_bytes: int) -> dict[str, Any]:
+    """Median per path over successful repetitions, and the runner/pipe throughput ratio."""
+    summary: dict[str, Any] = {}
+    for path in ("pipe", "runner"):
+        good = [r for r in reps if r.path == path and r.ok]
+        if not good:
+            continue
+        seconds = statistics.median(r.seconds for r in good)
+        rss = [r.peak_rss_bytes for r in good if r.peak_rss_bytes is not None]
+        cgroup = [r.cgroup_max_usage_bytes for r in good if r.cgroup_max_usage_bytes is not None]
+        summary[path] = {
+            "repetitions_ok": len(good),
+            "median_seconds": round(seconds, 3),
+            "rows_per_s": round(rows / seconds),
+            "mb_per_s": round(stream_bytes / MB / seconds, 1),
+            "max_peak_rss_bytes": max(rss) if rss else None,
+            "max_cgroup_max_usage_bytes": max(cgroup) if cgroup else None,
+        }
+    if "pipe" in summary and "runner" in summary:
+        summary["runner_over_pipe_throughput"] = round(
+            summary["runner"]["rows_per_s"] / summary["pipe"]["rows_per_s"], 3
+        )
+    return summary
+
+
+def rate_columns(rep: Repetition, rows: int, stream_bytes: int) -> dict[str, float]:
+    return {
+        "rows_per_s": round(rows / rep.seconds),
+        "mb_per_s": round(stream_bytes / MB / rep.seconds, 1),
+    }
+
+
+# --- machine and commands -----------------------------------------------------------------------
+
+
+def machine_info(source: Endpoint, warehouse: Endpoint, with_docker: bool) -> dict[str, Any]:
+    """What the numbers depend on: hardware, versions and the servers' write-path settings."""
+    return {
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "ram_bytes": psutil.virtual_memory().total,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "psql": _output(["psql", "--version"]),
+        "docker_server": _output(["docker", "version", "--format", "{{.Server.Version}}"])
+        if with_docker
+        else None,
+        "git_commit": _output(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"]),
+        "source_server": _server_info(source),
+        "warehouse_server": _server_info(warehouse),
+        "same_server": (source.host, source.port) == (warehouse.host, warehouse.port),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _output(argv: list[str]) -> str | None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def _server_info(endpoint: Endpoint) -> dict[str, Any]:
+    settings = ("server_version", "shared_buffers", "synchronous_commit", "wal_level",
+                "max_wal_size", "full_page_writes")  # fmt: skip
+    with endpoint.connect() as conn:
+        info = {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+                for name in settings}  # fmt: skip
+    return {"url": endpoint.url} | info
+
+
+def commands(plan: Plan) -> dict[str, str]:
+    """The exact commands timed, as shell lines with passwords by reference."""
+    table = plan.table
+    pipe = (
+        plan.source.shell_psql(f"COPY {table} TO STDOUT (FORMAT binary)")
+        + " | "
+        + plan.warehouse.shell_psql(f"COPY {PIPE_SCHEMA}.{table} FROM STDIN (FORMAT binary)")
+    )
+    cmds = {"pipe": pipe}
+    if plan.job is not None:
+        cmds["runner"] = shlex.join(plan.job.argv(plan.source, plan.warehouse))
+    return cmds
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def _mb(value: int | None) -> str:
+    return "–" if value is None else f"{value / MB:,.0f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """One dated RESULTS.md section: setup, a row per repetition, medians, ratio, commands."""
+    m, s = report["machine"], report["summary"]
+    src, wh = m["source_server"], m["warehouse_server"]
+    runner = f"`{report['image']}`" if report["image"] else "skipped (--skip-runner)"
+    scale = f"SF {report['scale']:g}" if report["scale"] else "(existing data, --no-seed)"
+    overhead = report.get("container_overhead_seconds")
+    lines = [
+        f"## {m['date_utc']} — `{report['table']}` {scale}, runner {runner}",
+        "",
+        (
+            f"- Machine: {m['cpu_model']}, {m['cpu_cores']} cores, "
+            f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Linux {m['kernel']}; {m['psql']}; "
+            f"docker {m['docker_server'] or '–'}; git {m['git_commit'] or '–'}; load average "
+            f"(1 min) {m['load_avg_1m']['before']} before, {m['load_avg_1m']['after']} after."
+        ),
+        (
+            f"- Source: PostgreSQL {src['server_version']} `{src['url']}`; warehouse: PostgreSQL "
+            f"{wh['server_version']} `{wh['url']}`{' (same server)' if m['same_server'] else ''}."
+        ),
+        (
+            f"- Warehouse settings: shared_buffers {wh['shared_buffers']}, synchronous_commit "
+            f"{wh['synchronous_commit']}, wal_level {wh['wal_level']}, max_wal_size "
+            f"{wh['max_wal_size']}; CHECKPOINT before each repetition: "
+            f"{'yes' if all(r['checkpointed'] for r in report['repetitions']) else 'no'}."
+        ),
+        (
+            f"- Rows: {report['source_rows']:,}. MB/s = bytes of `COPY {report['table']} TO "
+            f"STDOUT (FORMAT binary)` ({report['stream_bytes']:,} B, measured once, "
+            f"{report['stream_seconds']:.1f} s alone) / seconds, for both paths; MB = 10^6 B."
+        ),
+        (
+            "- Runner seconds are the wall time of `docker run`, container start included"
+            + (f" (`docker run IMAGE version` takes {overhead:.2f} s)." if overhead else ".")
+        ),
+        "",
+        "| rep | path | seconds | rows/s | MB/s | peak RSS MB | cgroup max MB | rows ok |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report["repetitions"]:
+        lines.append(
+            f"| {r['rep']} | {r['path']} | {r['seconds']:.2f} | {r['rows_per_s']:,} | "
+            f"{r['mb_per_s']:.1f} | {_mb(r['peak_rss_bytes'])} | "
+            f"{_mb(r['cgroup_max_usage_bytes'])} | {'yes' if r['ok'] else '**no**'} |"
+        )
+    for path, v in ((p, s[p]) for p in ("pipe", "runner") if p in s):
+        lines.append(
+            f"| median | {path} | {v['median_seconds']:.2f} | {v['rows_per_s']:,} | "
+            f"{v['mb_per_s']:.1f} | {_mb(v['max_peak_rss_bytes'])} | "
+            f"{_mb(v['max_cgroup_max_usage_bytes'])} | |"
+        )
+    ratio = s.get("runner_over_pipe_throughput")
+    lines += [
+        "",
+        f"Runner / pipe throughput: **{ratio:.2f}×**." if ratio else "Runner / pipe: not run.",
+        (
+            "Pipe peak RSS is the larger of the two psql processes; runner peak RSS is its "
+            "RunResult `peak_rss_bytes`; cgroup max includes page cache."
+        ),
+        "",
+        "```sh",
+        *report["commands"].values(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+RESULTS_HEADER = """# Benchmark results
+
+Appended by `benchmarks/bench_postgres_runner.py`, newest last. Numbers only compare within one
+section (same machine, same run); see benchmarks/README.md.
+
+"""
+
+
+def append_results(path: Path, section: str) -> None:
+    if not path.exists():
+        path.write_text(RESULTS_HEADER)
+    with path.open("a") as handle:
+        handle.write("\n" + section)
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def endpoint_options(role: str, port: int, name: str):
+    """--<role>-host/-port/-dbname/-user, each defaulting from DK_<ROLE>__<KEY>."""
+    prefix = f"DK_{role.upper()}__"
+
+    def decorate(func):
+        for key, default, type_ in reversed(
+            (
+                ("host", "127.0.0.1", str),
+                ("port", port, int),
+                ("dbname", name, str),
+                ("user", name, str),
+            )
+        ):
+            func = click.option(
+                f"--{role}-{key}", envvar=f"{prefix}{key.upper()}", default=default, type=type_,
+                show_default=True, show_envvar=True, help=f"{role.capitalize()} {key}.",
+            )(func)  # fmt: skip
+        return func
+
+    return decorate
+
+
+def _identifier(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise click.BadParameter(f"`{value}` must be a lower-case SQL identifier")
+    return value
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  python benchmarks/bench_postgres_runner.py --image etl/postgres-runner:0.1.0
+  python benchmarks/bench_postgres_runner.py --skip-runner --scale 0.1 --repeat 1
+  python benchmarks/bench_postgres_runner.py --no-seed --image etl/postgres-runner:0.1.0
+""",
+)
+@endpoint_options("source", 56431, "erp")
+@endpoint_options("warehouse", 56432, "warehouse")
+@click.option(
+    "--image",
+    envvar="BENCH_IMAGE",
+    show_envvar=True,
+    help="Runner image, e.g. etl/postgres-runner:0.1.0 (required unless --skip-runner).",
+)
+@click.option("--skip-runner", is_flag=True, help="Time the pipe only.")
+@click.option(
+    "--table",
+    default="lineitem",
+    show_default=True,
+    callback=_identifier,
+    help="Source table (schema public) to copy.",
+)
+@click.option("--scale", type=float, default=1.0, show_default=True, help="TPC-H scale factor.")
+@click.option(
+    "--seed/--no-seed",
+    default=True,
+    show_default=True,
+    help="Seed the source table with demo/seed_tpch.py first.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Repetitions of each path, alternating pipe and runner.",
+)
+@click.option("--tenant", default="bench", show_default=True, help="DK_TENANT for the runner.")
+@click.option(
+    "--source-name",
+    default="erp",
+    show_default=True,
+    callback=_identifier,
+    help="DK_SOURCE__NAME; the runner writes bronze_<name>.<table>.",
+)
+@click.option(
+    "--results-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=HERE / "RESULTS.md",
+    show_default=True,
+)
+@click.option("--no-record", is_flag=True, help="Do not append to the results file.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(**opts: Any) -> None:
+    """Benchmark the Postgres runner image against a raw psql binary COPY pipe.
+
+    Passwords: DK_SOURCE__PASSWORD and DK_WAREHOUSE__PASSWORD. Progress on stderr; stdout gets
+    the report as one JSON line; a dated section is appended to the results file.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if opts["verbose"] else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not opts["skip_runner"] and not opts["image"]:
+        raise click.UsageError("--image is required (or pass --skip-runner to time the pipe only)")
+    try:
+        report = benchmark(opts)
+    except (BenchError, psycopg.Error) as exc:
+        raise click.ClickException(str(exc).strip()) from exc
+    click.echo(json.dumps(report))
+    if not report["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
+    """Seed, measure, time, verify and record: everything the CLI does, minus the CLI."""
+    source, warehouse = (
+        Endpoint(
+            role,
+            opts[f"{role}_host"],
+            opts[f"{role}_port"],
+            opts[f"{role}_dbname"],
+            opts[f"{role}_user"],
+        )
+        for role in ("source", "warehouse")
+    )
+    table = opts["table"]
+    job = None
+    if not opts["skip_runner"]:
+        job = RunnerJob(opts["image"], opts["tenant"], opts["source_name"], table)
+    plan = Plan(source, warehouse, table, opts["repeat"], job)
+
+    if job is not None:
+        require_image(job.image)
+    for endpoint in (source, warehouse):  # fail in seconds, not after seeding
+        log.info("%s: PostgreSQL %s", endpoint.url, scalar(endpoint, "SHOW server_version"))
+    seeded = seed_source(source, table, opts["scale"]) if opts["seed"] else None
+    source_rows = count_rows(source, "public", table)
+    if not source_rows:
+        raise BenchError(f"Source table `public.{table}` in `{source.url}` is missing or empty.")
+    log.info("source `%s` has %d rows; measuring the binary COPY stream", table, source_rows)
+    stream_bytes, stream_seconds = measure_stream(source, table)
+    log.info("binary COPY stream: %.1f MB in %.2f s", stream_bytes / MB, stream_seconds)
+    overhead = container_overhead(job.image) if job else None
+
+    load_before = os.getloadavg()[0]
+    reps = run_benchmark(plan, source_rows)
+    report = {
+        "table": table,
+        "scale": opts["scale"] if seeded else None,
+        "image": job.image if job else None,
+        "source_rows": source_rows,
+        "stream_bytes": stream_bytes,
+        "stream_seconds": round(stream_seconds, 3),
+        "container_overhead_seconds": round(overhead, 3) if overhead else None,
+        "seed": seeded,
+        "repetitions": [
+            asdict(r)
+            | {"seconds": round(r.seconds, 3)}
+            | rate_columns(r, source_rows, stream_bytes)
+            for r in reps
+        ],
+        "summary": summarize(reps, source_rows, stream_bytes),
+        "machine": machine_info(source, warehouse, with_docker=job is not None)
+        | {"load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}},
+        "commands": commands(plan),
+        "ok": all(r.ok for r in reps),
+    }
+    if not opts["no_record"]:
+        append_results(opts["results_file"], render_markdown(report))
+        log.info("appended a section to %s", opts["results_file"])
+    return report
+
+
+if __name__ == "__main__":
+    main()

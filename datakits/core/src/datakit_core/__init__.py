@@ -1,0 +1,1 @@
+"""datakit-core: the shared runner framework."""

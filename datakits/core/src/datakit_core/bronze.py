@@ -1,0 +1,442 @@
+"""The Bronze loader: one source table into `bronze_<source>.<table>`, exactly once.
+
+Everything a table's run writes (data, schema changes, watermark, ledger row) commits in one
+warehouse transaction, under the table's advisory lock, while the source is read from one
+consistent snapshot. A run that fails or is killed leaves Bronze and its watermark as they were.
+
+Modes:
+- full_refresh: load into a new table beside the live one, then swap it in (drop + rename) in the
+  same transaction. When views depend on the live table it is reloaded in place instead
+  (truncate + copy, still one transaction): readers wait for the commit rather than break.
+- incremental: rows whose cursor is above the watermark and at most the source's current
+  maximum; `append` copies them into Bronze, `merge` replaces each key's row with its new version.
+- snapshot: append a full copy; `_dk_loaded_at` tells the copies apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from datakit_core import state
+from datakit_core.errors import DatakitError, JobFailed, TransientError
+from datakit_core.job import LoadMode, Strategy, TableSpec, bronze_schema, bronze_table_name
+from datakit_core.logs import Progress
+from datakit_core.pgcopy import Block, relay
+from datakit_core.result import TableResult
+from datakit_core.schema import (
+    METADATA_DDL,
+    Column,
+    SchemaPlan,
+    SourceTable,
+    plan_schema,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """What the loader needs from a source technology."""
+
+    name: str
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads inside this block see one consistent state of the source."""
+
+    def check(self) -> dict[str, Any]:
+        """Connect and read server facts; write nothing."""
+
+    def list_tables(self) -> list[str]:
+        """Qualified names of the tables in the configured schema (for `--all-tables`)."""
+
+    def discover(self) -> list[dict[str, Any]]:
+        """The catalog of the configured schema: tables, columns, Bronze types, keys."""
+
+    def estimate_rows(
+        self, table: SourceTable, cursor: str | None, after: str | None, upto: str | None
+    ) -> int | None:
+        """The planner's row estimate for the rows a copy would read."""
+
+    def describe(self, table: str) -> SourceTable:
+        """Columns typed as they land in Bronze, and the key; `SourceTableNotFound` if absent."""
+
+    def max_cursor(self, table: SourceTable, cursor: str, after: str | None) -> str | None:
+        """The largest cursor value above `after`, as text; `None` when there is none."""
+
+    def copy_blocks(
+        self,
+        table: SourceTable,
+        columns: tuple[Column, ...],
+        cursor: str | None,
+        after: str | None,
+        upto: str | None,
+    ) -> Iterator[Block]:
+        """The rows as a PostgreSQL binary COPY stream, each column cast to the given type."""
+
+    def copy_statement(
+        self,
+        table: SourceTable,
+        columns: tuple[Column, ...],
+        cursor: str | None,
+        after: str | None,
+        upto: str | None,
+    ) -> str:
+        """The statement `copy_blocks` runs, for `plan`."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    tenant: str
+    runner: str
+    image_version: str
+    lock_timeout_s: float
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """What a run of one table will do; `plan` shows it, `load_table` carries it out."""
+
+    spec: TableSpec
+    source: SourceTable
+    target_schema: str
+    target_table: str
+    schema_plan: SchemaPlan
+    target_exists: bool
+    cursor: str | None
+    primary_key: tuple[str, ...]
+    watermark_before: str | None
+    watermark_upto: str | None
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_schema}.{self.target_table}"
+
+    @property
+    def has_work(self) -> bool:
+        return self.spec.mode is not LoadMode.INCREMENTAL or self.watermark_upto is not None
+
+    @property
+    def copy_after(self) -> str | None:
+        return self.watermark_before if self.spec.mode is LoadMode.INCREMENTAL else None
+
+
+def make_plan(
+    warehouse: psycopg.Connection, source: Source, spec: TableSpec, tenant: str
+) -> TablePlan:
+    """Read source and warehouse (writing nothing) and decide what loading `spec` means now."""
+    table = source.describe(spec.name)
+    schema, name = bronze_schema(source.name), bronze_table_name(spec)
+    existing = _target_columns(warehouse, schema, name)
+    schema_plan = plan_schema(f"{schema}.{name}", existing, table.columns)
+    cursor = spec.cursor
+    if cursor and table.column(cursor) is None:
+        raise JobFailed(
+            f"Cursor column `{cursor}` does not exist in source table `{table.qualified}`. "
+            f"Its columns are: {', '.join(c.name for c in table.columns)}."
+        )
+    primary_key = tuple(spec.primary_key or table.primary_key)
+    if spec.strategy is Strategy.MERGE:
+        _check_primary_key(table, primary_key)
+    before = _current_watermark(warehouse, state.TableKey(tenant, source.name, name), cursor)
+    after = before if spec.mode is LoadMode.INCREMENTAL else None
+    upto = source.max_cursor(table, cursor, after) if cursor else None
+    if upto is None and spec.mode is not LoadMode.INCREMENTAL:
+        upto = before  # an empty table keeps the watermark it had
+    return TablePlan(
+        spec, table, schema, name, schema_plan, existing is not None, cursor, primary_key,
+        before, upto,
+    )  # fmt: skip
+
+
+def load_table(
+    warehouse: psycopg.Connection, source: Source, spec: TableSpec, ctx: RunContext
+) -> TableResult:
+    """Load one table; a failure is recorded in the ledger and returned, never half-applied."""
+    started_at, clock = datetime.now(UTC), time.monotonic()
+    key = state.TableKey(ctx.tenant, source.name, bronze_table_name(spec))
+    target = f"{bronze_schema(source.name)}.{key.table}"
+    try:
+        with source.snapshot(), warehouse.transaction():
+            warehouse.execute(
+                "select set_config('datakit.run_id', %s, true),"
+                " set_config('datakit.source', %s, true)",
+                (ctx.run_id, source.name),
+            )
+            state.lock_table(warehouse, key, ctx.lock_timeout_s)
+            plan = make_plan(warehouse, source, spec, ctx.tenant)
+            result = _execute(warehouse, source, plan)
+            result.duration_s = round(time.monotonic() - clock, 3)
+            if plan.cursor and result.status == "succeeded":
+                state.write_watermark(
+                    warehouse, key, plan.cursor, result.watermark_after, ctx.run_id
+                )
+            state.record_run(warehouse, _ledger(ctx, key, result, started_at))
+    except TransientError:
+        raise
+    except DatakitError as exc:
+        return _failed(warehouse, ctx, key, spec, target, started_at, clock, exc)
+    except psycopg.OperationalError as exc:
+        raise TransientError(f"Lost the connection while loading `{target}`: {exc}") from exc
+    except psycopg.Error as exc:
+        return _failed(warehouse, ctx, key, spec, target, started_at, clock, JobFailed(
+            f"Loading `{spec.name}` into `{target}` failed: {str(exc).strip()}. Bronze and the "
+            "watermark were left as they were."
+        ))  # fmt: skip
+    log.info(
+        "%s → %s: %s, %s rows written in %.1f s",
+        spec.name, target, result.status, f"{result.rows_written:,}", result.duration_s,
+        extra={"fields": {"table": spec.name, "rows": result.rows_written}},
+    )  # fmt: skip
+    return result
+
+
+def _execute(warehouse: psycopg.Connection, source: Source, plan: TablePlan) -> TableResult:
+    spec = plan.spec
+    result = TableResult(
+        table=spec.name,
+        target=plan.target,
+        mode=spec.mode.value,
+        status="succeeded",
+        watermark_before=plan.watermark_before,
+        watermark_after=plan.watermark_upto,
+        schema_changes=plan.schema_plan.changes,
+    )
+    if not plan.has_work:
+        result.status = "nothing_to_do"
+        result.watermark_after = plan.watermark_before
+        result.schema_changes = []
+        log.info("%s: no rows above watermark `%s`", spec.name, plan.watermark_before)
+        return result
+    warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
+    blocks = source.copy_blocks(
+        plan.source, plan.schema_plan.columns, plan.cursor, plan.copy_after, plan.watermark_upto
+    )
+    progress = Progress(spec.name, total_rows=plan.source.row_estimate, log=log)
+    if spec.mode is LoadMode.FULL_REFRESH:
+        result.rows_read = _full_refresh(warehouse, plan, blocks, progress)
+    elif spec.strategy is Strategy.MERGE:
+        result.rows_read, result.rows_replaced = _merge(warehouse, plan, blocks, progress)
+    else:
+        _prepare_target(warehouse, plan)
+        result.rows_read = _copy_into(
+            warehouse, plan.target_schema, plan.target_table, plan, blocks, progress
+        )
+    result.rows_written = result.rows_read
+    return result
+
+
+def _full_refresh(
+    warehouse: psycopg.Connection, plan: TablePlan, blocks: Iterator[Block], progress: Progress
+) -> int:
+    schema, live = plan.target_schema, plan.target_table
+    if plan.target_exists and _has_dependent_views(warehouse, schema, live):
+        log.info("%s.%s has dependent views: reloading it in place", schema, live)
+        _prepare_target(warehouse, plan)
+        warehouse.execute(sql.SQL("truncate {}").format(_qualified(schema, live)))
+        return _copy_into(warehouse, schema, live, plan, blocks, progress)
+    aside = f"{live[:50]}__dk_new"
+    _create_table(warehouse, schema, aside, _bronze_columns(plan))
+    rows = _copy_into(warehouse, schema, aside, plan, blocks, progress)
+    warehouse.execute(sql.SQL("drop table if exists {}").format(_qualified(schema, live)))
+    warehouse.execute(
+        sql.SQL("alter table {} rename to {}").format(_qualified(schema, aside), _ident(live))
+    )
+    return rows
+
+
+def _merge(
+    warehouse: psycopg.Connection, plan: TablePlan, blocks: Iterator[Block], progress: Progress
+) -> tuple[int, int]:
+    _prepare_target(warehouse, plan)
+    target = _qualified(plan.target_schema, plan.target_table)
+    index = _ident(f"{plan.target_table[:50]}__dk_pk")
+    keys = sql.SQL(", ").join(map(_ident, plan.primary_key))
+    warehouse.execute(
+        sql.SQL("create unique index if not exists {} on {} ({})").format(index, target, keys)
+    )
+    warehouse.execute(
+        sql.SQL("create temp table _dk_stage (like {} including defaults) on commit drop").format(
+            target
+        )
+    )
+    rows = _copy_into(warehouse, None, "_dk_stage", plan, blocks, progress)
+    match = sql.SQL(" and ").join(
+        sql.SQL("t.{0} = s.{0}").format(_ident(k)) for k in plan.primary_key
+    )
+    replaced = warehouse.execute(
+        sql.SQL("delete from {} t using _dk_stage s where {}").format(target, match)
+    ).rowcount
+    warehouse.execute(sql.SQL("insert into {} select * from _dk_stage").format(target))
+    return rows, replaced
+
+
+def _prepare_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
+    """Create the Bronze table, or bring an existing one up to the source's columns."""
+    if not plan.target_exists:
+        _create_table(warehouse, plan.target_schema, plan.target_table, _bronze_columns(plan))
+        return
+    table = _qualified(plan.target_schema, plan.target_table)
+    for column in plan.schema_plan.added:
+        warehouse.execute(
+            sql.SQL("alter table {} add column {} {}").format(
+                table, _ident(column.name), sql.SQL(column.type)
+            )
+        )
+    for column in plan.schema_plan.widened:
+        warehouse.execute(
+            sql.SQL("alter table {} alter column {} type {}").format(
+                table, _ident(column.name), sql.SQL(column.type)
+            )
+        )
+    for change in plan.schema_plan.changes:
+        log.info("%s: %s", plan.target, change)
+
+
+def _bronze_columns(plan: TablePlan) -> list[Column]:
+    """A new table's columns: the source's, then Bronze columns the source no longer has."""
+    return [*plan.schema_plan.columns, *plan.schema_plan.kept]
+
+
+def _create_table(
+    warehouse: psycopg.Connection, schema: str, name: str, columns: list[Column]
+) -> None:
+    definitions: list[sql.Composable] = [
+        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.type)) for c in columns
+    ]
+    definitions += [sql.SQL(ddl) for ddl in METADATA_DDL]
+    warehouse.execute(
+        sql.SQL("create table {} ({})").format(
+            _qualified(schema, name), sql.SQL(", ").join(definitions)
+        )
+    )
+
+
+def _copy_into(
+    warehouse: psycopg.Connection,
+    schema: str | None,
+    name: str,
+    plan: TablePlan,
+    blocks: Iterator[Block],
+    progress: Progress,
+) -> int:
+    table = _qualified(schema, name) if schema else _ident(name)
+    columns = sql.SQL(", ").join(_ident(c.name) for c in plan.schema_plan.columns)
+    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(table, columns)
+    return relay(blocks, warehouse, statement, progress)
+
+
+def _target_columns(warehouse: psycopg.Connection, schema: str, name: str) -> dict[str, str] | None:
+    rows = warehouse.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod)
+        from pg_attribute a
+        join pg_class c on c.oid = a.attrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')
+          and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+        """,
+        (schema, name),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows} or None
+
+
+def _has_dependent_views(warehouse: psycopg.Connection, schema: str, name: str) -> bool:
+    row = warehouse.execute(
+        """
+        select exists (
+            select 1 from pg_depend d
+            join pg_rewrite r on r.oid = d.objid
+            where d.classid = 'pg_rewrite'::regclass
+              and d.refobjid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass
+              and r.ev_class <> d.refobjid)
+        """,
+        (schema, name),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _current_watermark(
+    warehouse: psycopg.Connection, key: state.TableKey, cursor: str | None
+) -> str | None:
+    if not state.state_schema_exists(warehouse):
+        return None
+    mark = state.read_watermark(warehouse, key)
+    if mark.value is not None and cursor and mark.cursor_column not in (None, cursor):
+        raise JobFailed(
+            f"The watermark of `{key}` was recorded for cursor `{mark.cursor_column}`, but the "
+            f"job now uses `{cursor}`. Run `state reset --table {key.table}` (the next "
+            "incremental run then reloads from the start) or `state set` a value for the new "
+            "cursor."
+        )
+    return mark.value
+
+
+def _check_primary_key(table: SourceTable, primary_key: tuple[str, ...]) -> None:
+    if not primary_key:
+        raise JobFailed(
+            f"Strategy `merge` needs a primary key, and `{table.qualified}` has none. "
+            "Set `primary_key` for the table (for example `--primary-key id`)."
+        )
+    missing = [k for k in primary_key if table.column(k) is None]
+    if missing:
+        raise JobFailed(
+            f"Primary key column(s) {', '.join(f'`{k}`' for k in missing)} do not exist in "
+            f"`{table.qualified}`."
+        )
+
+
+def _ledger(
+    ctx: RunContext, key: state.TableKey, result: TableResult, started_at: datetime
+) -> state.LedgerEntry:
+    return state.LedgerEntry(
+        run_id=ctx.run_id, key=key, target=result.target, mode=result.mode, status=result.status,
+        rows_read=result.rows_read, rows_written=result.rows_written,
+        watermark_before=result.watermark_before, watermark_after=result.watermark_after,
+        runner=ctx.runner, image_version=ctx.image_version, started_at=started_at,
+        finished_at=datetime.now(UTC), error=result.error,
+    )  # fmt: skip
+
+
+def _failed(
+    warehouse: psycopg.Connection,
+    ctx: RunContext,
+    key: state.TableKey,
+    spec: TableSpec,
+    target: str,
+    started_at: datetime,
+    clock: float,
+    exc: DatakitError,
+) -> TableResult:
+    log.error("%s", exc)
+    result = TableResult(
+        table=spec.name,
+        target=target,
+        mode=spec.mode.value,
+        status="failed",
+        duration_s=round(time.monotonic() - clock, 3),
+        error=str(exc),
+    )
+    try:
+        with warehouse.transaction():
+            state.record_run(warehouse, _ledger(ctx, key, result, started_at))
+    except psycopg.Error as ledger_error:  # the failure itself is what matters to the caller
+        log.warning("could not record the failed run in datakit.runs: %s", ledger_error)
+    return result
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)
+
+
+def _qualified(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, name)

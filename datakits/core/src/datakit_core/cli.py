@@ -1,0 +1,186 @@
+"""The runner CLI skeleton: common options, `version`, `spec`, and the one exception boundary.
+
+Commands return a `RunResult` (or print a self-description and return `None`); `run_cli` emits the
+result, maps every error to its exit code, and is the only place that exits the process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import signal
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+from pydantic import BaseModel
+
+from datakit_core.errors import DatakitError, TransientError
+from datakit_core.logs import LogFormat, setup_logging
+from datakit_core.result import (
+    EXIT_CODES,
+    ErrorInfo,
+    RunResult,
+    Status,
+    TableResult,
+    emit,
+    peak_rss_bytes,
+    status_of,
+)
+
+log = logging.getLogger(__name__)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """Who is running: the CLI name, the image version and the config model `spec` describes."""
+
+    name: str
+    package: str
+    config_model: type[BaseModel]
+
+    @property
+    def version(self) -> str:
+        return os.environ.get("DATAKIT_IMAGE_VERSION") or f"{package_version(self.package)}+dev"
+
+
+@dataclass
+class Invocation:
+    """One process run: carries identity and timing into every `RunResult`."""
+
+    info: RunnerInfo
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    command: str = ""
+    config_file: Path | None = None
+
+    def result(
+        self,
+        *,
+        tables: list[TableResult] | None = None,
+        output: dict[str, Any] | None = None,
+        status: Status | None = None,
+        error: ErrorInfo | None = None,
+    ) -> RunResult:
+        tables = tables or []
+        status = status or status_of(tables)
+        finished = datetime.now(UTC)
+        return RunResult(
+            runner=self.info.name,
+            version=self.info.version,
+            command=self.command,
+            run_id=self.run_id,
+            status=status,
+            exit_code=int(EXIT_CODES[status]),
+            started_at=self.started_at,
+            finished_at=finished,
+            duration_s=round((finished - self.started_at).total_seconds(), 3),
+            tables=tables,
+            output=output,
+            error=error,
+            peak_rss_bytes=peak_rss_bytes(),
+        )
+
+
+class Interrupted(TransientError):
+    """SIGTERM (docker stop, pod deletion): roll back and exit as a retryable failure."""
+
+
+def create_app(info: RunnerInfo, help_text: str, epilog: str) -> click.Group:
+    """A click group with the common options and the self-description commands."""
+
+    @click.group(help=help_text, epilog=epilog, context_settings=CONTEXT_SETTINGS)
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DK_CONFIG",
+        help="YAML config file (flags and DK_… variables override it).",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(["auto", "json", "text"]),
+        default="auto",
+        envvar="DK_LOG_FORMAT",
+        show_default=True,
+        help="stderr log format; auto = text on a terminal, JSON lines otherwise.",
+    )
+    @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+    @click.pass_context
+    def app(
+        ctx: click.Context, config_file: Path | None, log_format: LogFormat, verbose: bool
+    ) -> None:
+        setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
+        invocation: Invocation = ctx.ensure_object(Invocation)
+        invocation.config_file = config_file
+        invocation.command = " ".join(_command_path(ctx))
+
+    @app.command(help="Print the runner's name and version as JSON.")
+    def version() -> None:
+        click.echo(json.dumps({
+            "runner": info.name, "version": info.version,
+            "datakit_core": package_version("datakit-core"), "python": platform.python_version(),
+        }))  # fmt: skip
+
+    @app.command(help="Print the JSON Schema of the runner's configuration.")
+    def spec() -> None:
+        click.echo(json.dumps(info.config_model.model_json_schema()))
+
+    return app
+
+
+def run_cli(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with the contract's exit code. The only `sys.exit` of a runner."""
+    sys.exit(invoke(app, info, args))
+
+
+def invoke(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -> int:
+    setup_logging()
+    invocation = Invocation(info)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        returned = app.main(args=args, prog_name=info.name, standalone_mode=False, obj=invocation)
+        if isinstance(returned, RunResult):
+            emit(returned)
+            return returned.exit_code
+        return int(returned or 0)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # bad usage: unknown option, missing argument, …
+        exc.show()
+        return _fail(invocation, "usage_error", exc.format_message(), "UsageError")
+    except click.exceptions.Abort:
+        return _fail(invocation, "transient_error", "Aborted.", "Aborted")
+    except DatakitError as exc:
+        log.error("%s", exc)
+        return _fail(invocation, exc.status, str(exc), type(exc).__name__)
+    except Exception as exc:
+        log.exception("Internal error in %s: %s. Please report it with this log.", info.name, exc)
+        return _fail(invocation, "internal_error", f"{type(exc).__name__}: {exc}", "InternalError")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(invocation: Invocation, status: Status, message: str, kind: str) -> int:
+    result = invocation.result(status=status, error=ErrorInfo(type=kind, message=message))
+    emit(result)
+    return result.exit_code
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted("Stopped by SIGTERM; everything this run wrote was rolled back.")
+
+
+def _command_path(ctx: click.Context) -> list[str]:
+    sub = ctx.invoked_subcommand
+    return [sub] if sub else []

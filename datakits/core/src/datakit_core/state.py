@@ -1,0 +1,190 @@
+"""Platform state in the warehouse's `datakit` schema: watermarks, the run ledger, table locks.
+
+Watermarks live in `datakit.state`, one small row per (tenant, source, table), and are written in
+the same transaction as the data they describe. `datakit.runs` keeps one row per run and table.
+A transaction-scoped advisory lock per (tenant, source, table) keeps two runs from loading the
+same table at once; the second waits, then sees the first one's watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from datakit_core.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DDL = """
+create schema if not exists datakit;
+create table if not exists datakit.state (
+    tenant text not null,
+    source text not null,
+    table_name text not null,
+    cursor_column text,
+    watermark text,
+    run_id uuid,
+    updated_at timestamptz not null default now(),
+    primary key (tenant, source, table_name)
+);
+create table if not exists datakit.runs (
+    run_id uuid not null,
+    tenant text not null,
+    source text not null,
+    table_name text not null,
+    target text not null,
+    mode text not null,
+    status text not null,
+    rows_read bigint not null default 0,
+    rows_written bigint not null default 0,
+    watermark_before text,
+    watermark_after text,
+    runner text not null,
+    image_version text not null,
+    started_at timestamptz not null,
+    finished_at timestamptz not null,
+    error text,
+    primary key (run_id, table_name)
+);
+create index if not exists runs_by_table on datakit.runs (tenant, source, table_name, started_at);
+"""
+
+# Any constant distinct from the table-lock keys; it serialises the first-run DDL.
+_BOOTSTRAP_LOCK = 0x6461_7461_6B69_74
+
+
+@dataclass(frozen=True)
+class TableKey:
+    tenant: str
+    source: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.source}/{self.table}"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    cursor_column: str | None
+    value: str | None
+    run_id: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    run_id: str
+    key: TableKey
+    target: str
+    mode: str
+    status: str
+    rows_read: int
+    rows_written: int
+    watermark_before: str | None
+    watermark_after: str | None
+    runner: str
+    image_version: str
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+
+
+def ensure_state_schema(conn: psycopg.Connection) -> None:
+    """Create the `datakit` schema on first use; concurrent first runs take turns."""
+    row = conn.execute(
+        "select to_regclass('datakit.state') is not null"
+        " and to_regclass('datakit.runs') is not null"
+    ).fetchone()
+    if row and row[0]:
+        return
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
+        conn.execute(SCHEMA_DDL)
+    log.info("created the platform state schema `datakit`")
+
+
+def state_schema_exists(conn: psycopg.Connection) -> bool:
+    row = conn.execute("select to_regclass('datakit.state') is not null").fetchone()
+    return bool(row and row[0])
+
+
+def lock_table(conn: psycopg.Connection, key: TableKey, timeout_s: float) -> None:
+    """Take the table's lock for the current transaction, waiting at most `timeout_s`."""
+    conn.execute(f"set local lock_timeout = '{int(timeout_s * 1000)}ms'")
+    try:
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"datakit:{key}",))
+    except pg_errors.LockNotAvailable:
+        raise TransientError(
+            f"Another run is still loading `{key}` after waiting {timeout_s:g} s. "
+            "Let it finish (see `datakit.runs` and pg_stat_activity), or raise "
+            "`DK_LOCK_TIMEOUT_S`."
+        ) from None
+    conn.execute("set local lock_timeout = 0")
+
+
+def read_watermark(conn: psycopg.Connection, key: TableKey) -> Watermark:
+    row = conn.execute(
+        "select cursor_column, watermark, run_id::text, updated_at from datakit.state "
+        "where tenant = %s and source = %s and table_name = %s",
+        (key.tenant, key.source, key.table),
+    ).fetchone()
+    return Watermark(*row) if row else Watermark(None, None)
+
+
+def write_watermark(
+    conn: psycopg.Connection,
+    key: TableKey,
+    cursor_column: str | None,
+    value: str | None,
+    run_id: str,
+) -> None:
+    conn.execute(
+        """
+        insert into datakit.state (tenant, source, table_name, cursor_column, watermark, run_id)
+        values (%s, %s, %s, %s, %s, %s)
+        on conflict (tenant, source, table_name) do update
+        set cursor_column = excluded.cursor_column, watermark = excluded.watermark,
+            run_id = excluded.run_id, updated_at = now()
+        """,
+        (key.tenant, key.source, key.table, cursor_column, value, run_id),
+    )
+
+
+def delete_watermark(conn: psycopg.Connection, key: TableKey) -> bool:
+    cur = conn.execute(
+        "delete from datakit.state where tenant = %s and source = %s and table_name = %s",
+        (key.tenant, key.source, key.table),
+    )
+    return cur.rowcount > 0
+
+
+def list_watermarks(conn: psycopg.Connection, tenant: str, source: str) -> list[dict[str, object]]:
+    cur = conn.execute(
+        "select table_name, cursor_column, watermark, run_id::text, updated_at from datakit.state "
+        "where tenant = %s and source = %s order by table_name",
+        (tenant, source),
+    )
+    names = [column.name for column in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def record_run(conn: psycopg.Connection, entry: LedgerEntry) -> None:
+    conn.execute(
+        """
+        insert into datakit.runs (run_id, tenant, source, table_name, target, mode, status,
+            rows_read, rows_written, watermark_before, watermark_after, runner, image_version,
+            started_at, finished_at, error)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (run_id, table_name) do nothing
+        """,
+        (
+            entry.run_id, entry.key.tenant, entry.key.source, entry.key.table, entry.target,
+            entry.mode, entry.status, entry.rows_read, entry.rows_written,
+            entry.watermark_before, entry.watermark_after, entry.runner, entry.image_version,
+            entry.started_at, entry.finished_at, entry.error,
+        ),
+    )  # fmt: skip

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build a runner image: runners/build.sh <tech>  →  etl/<tech>-runner:$(cat runners/<tech>/VERSION)
+#
+# The runner base (etl/runner-base, base-image/VERSION) is built first when it is missing, so a
+# fresh machine needs nothing else. Labels carry version, git revision, source and build time.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO_ROOT="$(cd "$HERE/.." && pwd)"
+TECH="${1:?usage: runners/build.sh <tech>   (one of: $(ls -d "$HERE"/*/ | xargs -n1 basename | tr '\n' ' '))}"
+[[ -f "$HERE/$TECH/Dockerfile" ]] || { echo "runners/build.sh: no runner '$TECH' (runners/$TECH/Dockerfile is missing)" >&2; exit 2; }
+
+VERSION="$(tr -d '[:space:]' <"$HERE/$TECH/VERSION")"
+BASE_IMAGE="etl/runner-base:$(tr -d '[:space:]' <"$REPO_ROOT/base-image/VERSION")"
+IMAGE="etl/$TECH-runner:$VERSION"
+
+"$REPO_ROOT/base-image/ensure-docker-engine.sh"
+if [[ -n "${DK_REBUILD_BASE:-}" ]] || ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  "$REPO_ROOT/base-image/build.sh"
+fi
+
+REVISION="$(git -C "$REPO_ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo unknown)"
+echo "runners/build.sh: building $IMAGE on $BASE_IMAGE (revision $REVISION)" >&2
+docker build --network host -f "$HERE/$TECH/Dockerfile" -t "$IMAGE" \
+  --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+  --build-arg "VERSION=$VERSION" \
+  --build-arg "REVISION=$REVISION" \
+  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  "$REPO_ROOT" >&2
+echo "$IMAGE"

@@ -1,0 +1,226 @@
+"""The built `etl/postgres-runner` image, run with `docker run` exactly as the README shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Database
+from tests.integration.test_extract import seed_orders
+
+pytestmark = pytest.mark.contract
+
+VERSION = (ROOT / "runners" / "postgres" / "VERSION").read_text().strip()
+IMAGE = f"etl/postgres-runner:{VERSION}"
+PASSWORD_VARS = ("DK_SOURCE__PASSWORD", "DK_WAREHOUSE__PASSWORD")
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image under test; built here when `make images` has not built it yet."""
+    found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
+    if found.returncode != 0:
+        subprocess.run([str(ROOT / "runners" / "build.sh"), "postgres"], check=True)
+    return IMAGE
+
+
+def docker_run(
+    image: str,
+    args: list[str],
+    env: dict[str, str],
+    *,
+    volumes: list[str] = (),  # type: ignore[assignment]
+    name: str | None = None,
+    detach: bool = False,
+) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    """`docker run` with variables passed by name (`-e NAME`), so values never reach argv."""
+    command = ["docker", "run", "--rm", "--network", "host"]
+    if name:
+        command += ["--name", name]
+    for variable in env:
+        command += ["-e", variable]
+    for volume in volumes:
+        command += ["-v", volume]
+    command += [image, *args]
+    process_env = {**os.environ, **env}
+    if detach:
+        return subprocess.Popen(
+            command, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(command, env=process_env, capture_output=True, text=True, timeout=600)
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_image_keeps_the_runner_contract(image: str) -> None:
+    config = json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", image, "--format", "{{json .Config}}"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert config["Entrypoint"] == ["tini", "--", "postgres-runner"]
+    assert config["User"] == "10001:10001"
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == VERSION
+    for key in ("revision", "source", "created"):
+        assert labels[f"org.opencontainers.image.{key}"]
+    version = docker_run(image, ["version"], {})
+    assert version.returncode == 0
+    assert json.loads(version.stdout)["version"] == VERSION
+    spec = json.loads(docker_run(image, ["spec"], {}).stdout)
+    assert {"source", "warehouse", "tables"} <= set(spec["properties"])
+
+
+def test_readme_extract_works_and_writes_the_same_xcom(
+    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    seed_orders(source_db, 1000)
+    xcom = tmp_path / "xcom"
+    xcom.mkdir()
+    xcom.chmod(0o777)
+    outcome = docker_run(
+        image, ["extract", "--table", "orders"], runner_env, volumes=[f"{xcom}:/airflow/xcom"]
+    )
+    assert outcome.returncode == 0, outcome.stderr
+    result = last_json(outcome.stdout)
+    assert result["tables"][0]["rows_written"] == 1000
+    assert json.loads((xcom / "return.json").read_text()) == result
+    assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(1000,)]
+    for line in outcome.stderr.strip().splitlines():
+        json.loads(line)  # not a terminal: every log line is JSON
+
+
+def test_password_file_mounted_as_a_secret(
+    image: str, runner_env: dict[str, str], source_db: Database, tmp_path: Path
+) -> None:
+    seed_orders(source_db, 5)
+    secret = tmp_path / "warehouse-password"
+    secret.write_text(runner_env["DK_WAREHOUSE__PASSWORD"] + "\n")
+    secret.chmod(0o644)
+    env = {k: v for k, v in runner_env.items() if k != "DK_WAREHOUSE__PASSWORD"}
+    env["DK_WAREHOUSE__PASSWORD_FILE"] = "/run/secrets/warehouse"
+    outcome = docker_run(
+        image,
+        ["extract", "--table", "orders"],
+        env,
+        volumes=[f"{secret}:/run/secrets/warehouse:ro"],
+    )
+    assert outcome.returncode == 0, outcome.stderr
+
+
+def test_malformed_config_exits_2_listing_every_problem(
+    image: str, runner_env: dict[str, str]
+) -> None:
+    env = {**runner_env, "DK_SOURCE__PORT": "fifty", "DK_TENANT": "Bad Tenant!"}
+    del env["DK_WAREHOUSE__HOST"]
+    outcome = docker_run(image, ["extract", "--table", "orders", "--mode", "incremental"], env)
+    assert outcome.returncode == 2
+    message = last_json(outcome.stdout)["error"]["message"]
+    assert "Invalid configuration (4 problems)" in message
+    for expected in ("tenant:", "source.port:", "warehouse.host: Field required",
+                     "needs a `cursor` column"):  # fmt: skip
+        assert expected in message
+    assert "Traceback" not in outcome.stderr
+
+
+def test_unknown_option_exits_2(image: str) -> None:
+    outcome = docker_run(image, ["extract", "--no-such-flag"], {})
+    assert outcome.returncode == 2
+    assert "No such option '--no-such-flag'" in outcome.stderr
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers: a hung or firewalled server."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_unresponsive_source_exits_3_within_the_connect_timeout(
+    image: str, runner_env: dict[str, str], silent_server: int
+) -> None:
+    env = {**runner_env, "DK_SOURCE__PORT": str(silent_server), "DK_SOURCE__CONNECT_TIMEOUT": "3"}
+    started = time.monotonic()
+    outcome = docker_run(image, ["extract", "--table", "orders"], env)
+    elapsed = time.monotonic() - started
+    assert outcome.returncode == 3, outcome.stderr
+    assert elapsed < 20
+    message = last_json(outcome.stdout)["error"]["message"]
+    assert "Cannot connect to the source `postgresql://" in message and "(timeout 3 s)" in message
+    assert "Traceback" not in outcome.stderr
+
+
+def test_wrong_password_exits_3_and_never_prints_it(image: str, runner_env: dict[str, str]) -> None:
+    wrong = "Wr0ng-Pa55word-Shown-Nowhere"
+    outcome = docker_run(image, ["check"], {**runner_env, "DK_WAREHOUSE__PASSWORD": wrong})
+    assert outcome.returncode == 3
+    assert "password authentication failed" in last_json(outcome.stdout)["error"]["message"]
+    assert wrong not in outcome.stdout + outcome.stderr
+    assert "Traceback" not in outcome.stderr
+
+
+def test_killed_load_leaves_bronze_and_watermark_as_before(
+    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 1000)
+    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"]
+    assert docker_run(image, args, runner_env).returncode == 0
+    bronze_before = warehouse_db.execute("select count(*), max(id) from bronze_erp.orders")
+    state_before = warehouse_db.execute("select watermark, run_id from datakit.state")
+    source_db.execute(
+        "insert into orders (id, customer, amount, updated_at) "
+        "select g, 'bulk', g, timestamptz '2025-01-01' + g * interval '1 ms' "
+        "from generate_series(1001, 3000000) g"
+    )
+    name = f"dk-kill-{os.getpid()}"
+    process = docker_run(image, args, runner_env, name=name, detach=True)
+    deadline = time.monotonic() + 120
+    while not warehouse_db.execute(
+        "select 1 from pg_stat_progress_copy p join pg_database d on d.oid = p.datid "
+        "where d.datname = current_database() and p.tuples_processed > 0"
+    ):
+        assert process.poll() is None, "the runner finished before it could be killed"
+        assert time.monotonic() < deadline, "the load never started"
+        time.sleep(0.05)
+    subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+    process.wait(timeout=60)
+    time.sleep(1)  # the warehouse rolls back once it notices the closed connection
+    assert warehouse_db.execute("select count(*), max(id) from bronze_erp.orders") == bronze_before
+    assert warehouse_db.execute("select watermark, run_id from datakit.state") == state_before
+    rerun = docker_run(image, args, runner_env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
+        (3_000_000, 3_000_000)
+    ]

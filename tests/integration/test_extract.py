@@ -1,0 +1,379 @@
+"""`postgres-runner` against real PostgreSQL servers: modes, exact types, drift, state, locks."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import RUNNER, Database, Runner
+
+pytestmark = pytest.mark.integration
+
+ODD_TABLE_DDL = """
+create type mood as enum ('sad', 'ok', 'happy');
+create domain positive_int as integer check (value > 0);
+create table "Odd Table" (
+    "Id" integer primary key,
+    "select" text,
+    "Mixed Case" varchar(20),
+    n numeric(38, 10),
+    n_free numeric,
+    ts timestamptz,
+    tsn timestamp(3),
+    d date,
+    tm time,
+    ttz timetz,
+    iv interval,
+    b boolean,
+    raw bytea,
+    j json,
+    jb jsonb,
+    ints integer[],
+    texts text[],
+    u uuid,
+    m mood,
+    moods mood[],
+    dom positive_int,
+    f4 real,
+    f8 double precision,
+    addr inet,
+    big bigint
+);
+insert into "Odd Table" values
+ (1, E'tab\\there\\nnewline \\\\ backslash', 'ÄÖÜ ß 漢字 😀', 12345678901234567890.0123456789,
+  'NaN', '2024-02-29 23:59:59.999999+05:30', '1999-12-31 23:59:59.123', '0001-01-01', '24:00:00',
+  '12:00:00-03', '1 year 2 mons 3 days 04:05:06.789', true, '\\x00ff10', '{"a": [1, 2.50, "x"]}',
+  '{"b": {"c": null}}', '{1,NULL,3}', '{"with,comma","with \\"quote\\"",NULL}',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', '{sad,ok}', 7, 3.4028235e38,
+  1.7976931348623157e308, '192.168.1.0/24', 9223372036854775807),
+ (2, '', '', -0.0000000001, 1e-30, 'infinity', '-infinity', 'infinity', '00:00:00', '00:00:00+14',
+  '-178000000 years', false, '', 'null', '[]', '{}', '{}', '00000000-0000-0000-0000-000000000000',
+  'sad', '{}', 1, 'NaN', '-Infinity', '::1', -9223372036854775808),
+ (3, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+  null, null, null, null, null, null, null, null, null);
+"""
+
+COLUMNS = [
+    '"Id"', '"select"', '"Mixed Case"', "n", "n_free", "ts", "tsn", "d", "tm", "ttz", "iv", "b",
+    "raw", "j", "jb", "ints", "texts", "u", "m", "moods", "dom", "f4", "f8", "addr", "big",
+]  # fmt: skip
+
+
+def rows_as_text(db: Database, table: str, columns: list[str], order: str = '"Id"') -> list[tuple]:
+    projection = ", ".join(f"{c}::text" for c in columns)
+    return db.execute(f"select {projection} from {table} order by {order}")
+
+
+def seed_orders(db: Database, count: int) -> None:
+    db.execute(
+        """
+        create table orders (
+            id bigint primary key,
+            customer text not null,
+            amount numeric(15, 2) not null,
+            updated_at timestamptz not null default now()
+        );
+        insert into orders (id, customer, amount, updated_at)
+        select g, 'customer ' || (g % 97), g * 1.25,
+               timestamptz '2024-01-01' + g * interval '1 second'
+        from generate_series(1, %s) g;
+        """.replace("%s", str(count))
+    )
+
+
+def test_types_and_identifiers_survive_exactly(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    source_db.execute(ODD_TABLE_DDL)
+    outcome = runner("extract", "--table", "Odd Table")
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.result["tables"][0]["rows_written"] == 3
+    assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', COLUMNS) == rows_as_text(
+        source_db, '"Odd Table"', COLUMNS
+    )
+    bronze_types = dict(
+        warehouse_db.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'bronze_erp' and table_name = 'Odd Table'"
+        )
+    )
+    assert bronze_types["m"] == "text"  # enums exist only in the source database
+    assert bronze_types["moods"] == "ARRAY"
+    assert bronze_types["dom"] == "integer"  # a domain lands as its base type
+    assert bronze_types["n"] == "numeric"
+
+
+def test_every_bronze_row_carries_metadata(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 10)
+    outcome = runner("extract", "--table", "orders")
+    assert outcome.code == 0, outcome.stderr
+    rows = warehouse_db.execute(
+        "select distinct _dk_run_id::text, _dk_source, _dk_loaded_at is not null "
+        "from bronze_erp.orders"
+    )
+    assert rows == [(outcome.result["run_id"], "erp", True)]
+    ledger = warehouse_db.execute(
+        "select status, rows_written, mode, runner from datakit.runs where run_id = %s",
+        (outcome.result["run_id"],),
+    )
+    assert ledger == [("succeeded", 10, "full_refresh", "postgres-runner")]
+
+
+def test_full_refresh_swaps_in_the_new_copy(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 100)
+    assert runner("extract", "--table", "orders").code == 0
+    source_db.execute("delete from orders where id > 50; update orders set amount = 0 where id = 1")
+    outcome = runner("extract", "--table", "orders")
+    assert outcome.code == 0, outcome.stderr
+    columns = ["id", "customer", "amount", "updated_at"]
+    assert rows_as_text(warehouse_db, "bronze_erp.orders", columns, "id") == rows_as_text(
+        source_db, "orders", columns, "id"
+    )
+    leftovers = warehouse_db.execute(
+        "select tablename from pg_tables where schemaname = 'bronze_erp' and tablename <> 'orders'"
+    )
+    assert leftovers == []
+
+
+def test_full_refresh_keeps_dependent_views_working(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 20)
+    assert runner("extract", "--table", "orders").code == 0
+    warehouse_db.execute("create view public.big_orders as select id from bronze_erp.orders")
+    source_db.execute("insert into orders (id, customer, amount) values (21, 'new', 1)")
+    outcome = runner("extract", "--table", "orders")
+    assert outcome.code == 0, outcome.stderr
+    assert warehouse_db.execute("select count(*) from public.big_orders") == [(21,)]
+
+
+def test_incremental_append_loads_only_rows_above_the_watermark(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 1000)
+    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"]
+    first = runner(*args)
+    assert first.code == 0, first.stderr
+    assert first.result["tables"][0]["watermark_after"] == "2024-01-01 00:16:40+00"
+    source_db.execute(
+        "insert into orders (id, customer, amount, updated_at) "
+        "select g, 'late', 1, timestamptz '2024-02-01' + g * interval '1 ms' "
+        "from generate_series(1001, 1500) g"
+    )
+    second = runner(*args)
+    assert second.code == 0, second.stderr
+    table = second.result["tables"][0]
+    assert (table["rows_written"], table["watermark_before"]) == (500, "2024-01-01 00:16:40+00")
+    assert table["watermark_after"] == "2024-02-01 00:00:01.5+00"
+    assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
+        (1500, 1500)
+    ]
+    third = runner(*args)
+    assert third.code == 99, third.stderr
+    assert third.result["status"] == "nothing_to_do"
+    state = warehouse_db.execute("select watermark from datakit.state where table_name = 'orders'")
+    assert state == [("2024-02-01 00:00:01.5+00",)]
+
+
+def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 100)
+    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at",
+            "--strategy", "merge"]  # fmt: skip
+    assert runner(*args).code == 0
+    source_db.execute(
+        "update orders set amount = 999.99, updated_at = '2030-01-01' where id in (7, 8);"
+        "insert into orders (id, customer, amount, updated_at) values (101, 'x', 1, '2030-01-02')"
+    )
+    outcome = runner(*args)
+    assert outcome.code == 0, outcome.stderr
+    table = outcome.result["tables"][0]
+    assert (table["rows_read"], table["rows_replaced"]) == (3, 2)
+    assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
+        (101, 101)
+    ]
+    assert warehouse_db.execute(
+        "select id, amount::text from bronze_erp.orders where id in (7, 8) order by id"
+    ) == [(7, "999.99"), (8, "999.99")]
+
+
+def test_snapshot_appends_a_stamped_copy_each_run(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 10)
+    first = runner("extract", "--table", "orders", "--mode", "snapshot")
+    second = runner("extract", "--table", "orders", "--mode", "snapshot")
+    assert (first.code, second.code) == (0, 0)
+    assert warehouse_db.execute(
+        "select count(*), count(distinct _dk_run_id), count(distinct _dk_loaded_at) "
+        "from bronze_erp.orders"
+    ) == [(20, 2, 2)]
+
+
+def test_new_source_columns_are_added_and_compatible_types_widened(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    source_db.execute("create table items (id integer primary key, label varchar(5))")
+    source_db.execute("insert into items values (1, 'a')")
+    assert runner("extract", "--table", "items", "--mode", "snapshot").code == 0
+    source_db.execute(
+        "alter table items alter column id type bigint, alter column label type varchar(50);"
+        "alter table items add column note text;"
+        "insert into items values (5000000000, 'long label', 'n')"
+    )
+    outcome = runner("extract", "--table", "items", "--mode", "snapshot")
+    assert outcome.code == 0, outcome.stderr
+    assert set(outcome.result["tables"][0]["schema_changes"]) == {
+        "add column `note` text", "widen column `id` to bigint",
+        "widen column `label` to character varying(50)",
+    }  # fmt: skip
+    assert warehouse_db.execute(
+        "select id, label, note from bronze_erp.items order by id, _dk_loaded_at"
+    ) == [(1, "a", None), (1, "a", None), (5000000000, "long label", "n")]
+
+
+def test_incompatible_type_change_exits_1_and_leaves_bronze_untouched(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 10)
+    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"]
+    assert runner(*args).code == 0
+    before = warehouse_db.execute("select * from bronze_erp.orders order by id")
+    state_before = warehouse_db.execute("select watermark from datakit.state")
+    source_db.execute(
+        "alter table orders alter column customer type integer using length(customer);"
+        "update orders set updated_at = now()"
+    )
+    outcome = runner(*args)
+    assert outcome.code == 1
+    message = outcome.result["tables"][0]["error"]
+    assert "Incompatible type change in `bronze_erp.orders`" in message
+    assert "`customer` is text in Bronze, integer in the source" in message
+    assert warehouse_db.execute("select * from bronze_erp.orders order by id") == before
+    assert warehouse_db.execute("select watermark from datakit.state") == state_before
+    assert warehouse_db.execute(
+        "select status from datakit.runs where run_id = %s", (outcome.result["run_id"],)
+    ) == [("failed",)]
+
+
+def test_missing_source_table_is_named_with_a_fix(runner: Runner, source_db: Database) -> None:
+    outcome = runner("extract", "--table", "no_such_table")
+    assert outcome.code == 1
+    error = outcome.result["tables"][0]["error"]
+    assert "Source table `public.no_such_table` does not exist" in error
+    assert "postgres-runner discover" in error
+
+
+def test_all_tables_loads_every_table_of_the_schema(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 5)
+    source_db.execute(
+        "create table customers (id int primary key); insert into customers values (1)"
+    )
+    outcome = runner("extract", "--all-tables")
+    assert outcome.code == 0, outcome.stderr
+    assert sorted(t["target"] for t in outcome.result["tables"]) == [
+        "bronze_erp.customers", "bronze_erp.orders",
+    ]  # fmt: skip
+
+
+def test_plan_writes_nothing_and_shows_the_range(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 50)
+    outcome = runner("plan", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at")
+    assert outcome.code == 0, outcome.stderr
+    [plan] = outcome.result["output"]["tables"]
+    assert plan["watermark_before"] is None
+    assert plan["watermark_upto"] == "2024-01-01 00:00:50+00"
+    assert plan["sql"].startswith("copy (select")
+    assert plan["target_ddl"] == ["create table bronze_erp.orders (4 columns + metadata)"]
+    assert (
+        warehouse_db.execute(
+            "select nspname from pg_namespace where nspname in ('bronze_erp', 'datakit')"
+        )
+        == []
+    )
+
+
+def test_state_set_show_and_reset(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 100)
+    set_ = runner("state", "set", "--table", "orders", "--cursor", "updated_at",
+                  "--value", "2024-01-01 00:01:30+00")  # fmt: skip
+    assert set_.code == 0, set_.stderr
+    outcome = runner(
+        "extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"
+    )
+    assert outcome.result["tables"][0]["rows_written"] == 10
+    shown = runner("state", "show").result["output"]["watermarks"]
+    assert [(w["table_name"], w["watermark"]) for w in shown] == [
+        ("orders", "2024-01-01 00:01:40+00")
+    ]
+    assert runner("state", "reset", "--table", "orders").code == 0
+    assert runner("state", "show").result["output"]["watermarks"] == []
+
+
+def test_two_concurrent_runs_never_double_load(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 300_000)
+    args = [str(RUNNER), "extract", "--table", "orders", "--mode", "incremental",
+            "--cursor", "updated_at"]  # fmt: skip
+    env = {**__import__("os").environ, **runner.env}
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    codes = sorted(p.wait(timeout=300) for p in procs)
+    assert codes == [0, 99]  # the second waited for the lock, then found nothing new
+    assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
+        (300_000, 300_000)
+    ]
+
+
+def test_a_busy_table_exits_3_when_the_lock_wait_runs_out(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 10)
+    assert runner("extract", "--table", "orders").code == 0
+    with warehouse_db.connect() as holder:
+        holder.execute(
+            "select pg_advisory_xact_lock(hashtextextended('datakit:default/erp/orders', 0))"
+        )
+        started = time.monotonic()
+        outcome = runner("extract", "--table", "orders", "--lock-timeout", "1")
+        assert time.monotonic() - started < 30
+    assert outcome.code == 3
+    assert "Another run is still loading `default/erp/orders`" in outcome.result["error"]["message"]
+
+
+def test_each_table_commits_on_its_own_and_a_failing_one_undoes_nothing_else(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 30)
+    source_db.execute(
+        "create table customers (id int primary key, updated_at timestamptz not null);"
+        "insert into customers select g, now() from generate_series(1, 7) g"
+    )
+    args = ["--mode", "incremental", "--cursor", "updated_at", "--strategy", "merge"]
+    outcome = runner(
+        "extract", "--table", "orders", "--table", "missing", "--table", "customers", *args
+    )
+    assert outcome.code == 1
+    assert [t["status"] for t in outcome.result["tables"]] == ["succeeded", "failed", "succeeded"]
+    assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(30,)]
+    assert warehouse_db.execute("select count(*) from bronze_erp.customers") == [(7,)]
+    assert warehouse_db.execute(
+        "select table_name, status from datakit.runs where run_id = %s order by table_name",
+        (outcome.result["run_id"],),
+    ) == [("customers", "succeeded"), ("missing", "failed"), ("orders", "succeeded")]
