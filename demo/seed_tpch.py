@@ -226,7 +226,7 @@ def _generate_and_load(
     scale: float,
     keep_files: Path | None,
 ) -> tuple[dict[str, TableResult], float]:
-    """Generate into keep_files (kept) or a temporary directory (removed), then load."""
+    """Generate the files into keep_files (kept) or a temp directory (removed), then load them."""
     if not tables:
         return {}, 0.0
     with tempfile.TemporaryDirectory(prefix="tpch-") as tmp:
