@@ -284,7 +284,11 @@ class ProcessHwm(PeakPoller):
 
 
 class CgroupPeak(PeakPoller):
-    """The container's memory cgroup peak; it counts page cache too, so it exceeds the RSS."""
+    """The container's memory cgroup peak (all its processes, page cache it caused included).
+
+    It can be below the RSS: pages of shared libraries already cached by someone else are
+    charged to their first user's cgroup, yet count in every process's RSS.
+    """
 
     PATHS = (
         "/sys/fs/cgroup/memory/docker/{cid}/memory.max_usage_in_bytes",  # cgroup v1
@@ -395,11 +399,12 @@ def parse_run_result(stdout: str) -> dict[str, Any]:
     return result
 
 
-def rows_written(result: dict[str, Any], table: str) -> int | None:
+def table_result(result: dict[str, Any], table: str) -> dict[str, Any]:
+    """The RunResult's `tables[]` entry for our table (empty when absent)."""
     for entry in result.get("tables") or []:
         if isinstance(entry, dict) and entry.get("table") in (table, f"public.{table}"):
-            return entry.get("rows_written")
-    return None
+            return entry
+    return {}
 
 
 def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) -> Repetition:
@@ -421,12 +426,15 @@ def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) 
     except (ValueError, TypeError) as exc:
         log.error("runner rep %d: no RunResult (%s); stdout tail: %s", rep, exc, proc.stdout[-500:])
         result = {}
+    entry = table_result(result, job.table)
     detail |= {
         "status": result.get("status"),
-        "rows_written": rows_written(result, job.table),
-        "duration": result.get("duration_seconds", result.get("duration")),
+        "rows_written": entry.get("rows_written"),
+        "runner_duration_s": result.get("duration_s"),
+        "table_duration_s": entry.get("duration_s"),
     }
-    ok = proc.returncode == 0 and bool(result)
+    target = entry.get("target") or target  # where the runner says it wrote, if it says
+    ok = proc.returncode == 0 and result.get("status") == "succeeded"
     return Repetition(
         rep, "runner", seconds, ok, target,
         peak_rss_bytes=result.get("peak_rss_bytes"),
@@ -517,6 +525,10 @@ def summarize(reps: list[Repetition], rows: int, stream_bytes: int) -> dict[str,
             "max_peak_rss_bytes": max(rss) if rss else None,
             "max_cgroup_max_usage_bytes": max(cgroup) if cgroup else None,
         }
+    own = [r.detail["runner_duration_s"] for r in reps if r.path == "runner" and r.ok
+           and r.detail.get("runner_duration_s") is not None]  # fmt: skip
+    if "runner" in summary and own:
+        summary["runner"]["median_own_duration_s"] = round(statistics.median(own), 3)
     if "pipe" in summary and "runner" in summary:
         summary["runner_over_pipe_throughput"] = round(
             summary["runner"]["rows_per_s"] / summary["pipe"]["rows_per_s"], 3
@@ -659,9 +671,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Runner / pipe throughput: **{ratio:.2f}×**." if ratio else "Runner / pipe: not run.",
+        *(
+            [f"Runner's own `duration_s` (RunResult, inside the container), median: {own:.2f} s."]
+            if (own := s.get("runner", {}).get("median_own_duration_s"))
+            else []
+        ),
         (
             "Pipe peak RSS is the larger of the two psql processes; runner peak RSS is its "
-            "RunResult `peak_rss_bytes`; cgroup max includes page cache."
+            "RunResult `peak_rss_bytes`; cgroup max is the container's memory cgroup peak "
+            "(page cache it caused included, shared pages cached earlier by others not)."
         ),
         "",
         "```sh",

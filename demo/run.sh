@@ -14,18 +14,11 @@ export DK_DEMO_WAREHOUSE_PORT="${DK_DEMO_WAREHOUSE_PORT:-54322}"
 # Demo-only credentials, the same defaults as demo/docker-compose.yml.
 export DK_SOURCE__PASSWORD="${DK_DEMO_SOURCE_PASSWORD:-erp-demo-password}"
 export DK_WAREHOUSE__PASSWORD="${DK_DEMO_WAREHOUSE_PASSWORD:-warehouse-demo-password}"
-COMPOSE=(docker-compose -f demo/docker-compose.yml -p dk-demo)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 step "Starting the demo databases (source :$DK_DEMO_SOURCE_PORT, warehouse :$DK_DEMO_WAREHOUSE_PORT)"
-"${COMPOSE[@]}" up -d >&2
-for service in source-db warehouse-db; do
-  for _ in $(seq 90); do
-    [[ "$(docker inspect -f '{{.State.Health.Status}}' "$("${COMPOSE[@]}" ps -q "$service")")" == healthy ]] && break
-    sleep 1
-  done
-done
+demo/databases.sh dk-demo
 
 step "Seeding the ERP source with TPC-H at scale factor $SCALE"
 PGPASSWORD="$DK_SOURCE__PASSWORD" "$PY" demo/seed_tpch.py --scale "$SCALE" \

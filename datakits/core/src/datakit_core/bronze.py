@@ -35,6 +35,7 @@ from datakit_core.result import TableResult
 from datakit_core.schema import (
     METADATA_DDL,
     Column,
+    RowRange,
     SchemaPlan,
     SourceTable,
     plan_schema,
@@ -60,34 +61,22 @@ class Source(Protocol):
     def discover(self) -> list[dict[str, Any]]:
         """The catalog of the configured schema: tables, columns, Bronze types, keys."""
 
-    def estimate_rows(
-        self, table: SourceTable, cursor: str | None, after: str | None, upto: str | None
-    ) -> int | None:
+    def estimate_rows(self, table: SourceTable, rows: RowRange) -> int | None:
         """The planner's row estimate for the rows a copy would read."""
 
     def describe(self, table: str) -> SourceTable:
         """Columns typed as they land in Bronze, and the key; `SourceTableNotFound` if absent."""
 
-    def max_cursor(self, table: SourceTable, cursor: str, after: str | None) -> str | None:
-        """The largest cursor value above `after`, as text; `None` when there is none."""
+    def max_cursor(self, table: SourceTable, rows: RowRange) -> str | None:
+        """The largest cursor value in `rows`, as text; `None` when there is none."""
 
     def copy_blocks(
-        self,
-        table: SourceTable,
-        columns: tuple[Column, ...],
-        cursor: str | None,
-        after: str | None,
-        upto: str | None,
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> Iterator[Block]:
         """The rows as a PostgreSQL binary COPY stream, each column cast to the given type."""
 
     def copy_statement(
-        self,
-        table: SourceTable,
-        columns: tuple[Column, ...],
-        cursor: str | None,
-        after: str | None,
-        upto: str | None,
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> str:
         """The statement `copy_blocks` runs, for `plan`."""
 
@@ -125,8 +114,11 @@ class TablePlan:
         return self.spec.mode is not LoadMode.INCREMENTAL or self.watermark_upto is not None
 
     @property
-    def copy_after(self) -> str | None:
-        return self.watermark_before if self.spec.mode is LoadMode.INCREMENTAL else None
+    def rows(self) -> RowRange:
+        """The rows this run copies: above the watermark for incremental, else all of them."""
+        if self.spec.mode is LoadMode.INCREMENTAL:
+            return RowRange(self.cursor, self.watermark_before, self.watermark_upto)
+        return RowRange()
 
 
 def make_plan(
@@ -148,7 +140,7 @@ def make_plan(
         _check_primary_key(table, primary_key)
     before = _current_watermark(warehouse, state.TableKey(tenant, source.name, name), cursor)
     after = before if spec.mode is LoadMode.INCREMENTAL else None
-    upto = source.max_cursor(table, cursor, after) if cursor else None
+    upto = source.max_cursor(table, RowRange(cursor, after)) if cursor else None
     if upto is None and spec.mode is not LoadMode.INCREMENTAL:
         upto = before  # an empty table keeps the watermark it had
     return TablePlan(
@@ -217,9 +209,7 @@ def _execute(warehouse: psycopg.Connection, source: Source, plan: TablePlan) -> 
         log.info("%s: no rows above watermark `%s`", spec.name, plan.watermark_before)
         return result
     warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
-    blocks = source.copy_blocks(
-        plan.source, plan.schema_plan.columns, plan.cursor, plan.copy_after, plan.watermark_upto
-    )
+    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
     progress = Progress(spec.name, total_rows=plan.source.row_estimate, log=log)
     if spec.mode is LoadMode.FULL_REFRESH:
         result.rows_read = _full_refresh(warehouse, plan, blocks, progress)

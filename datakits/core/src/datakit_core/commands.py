@@ -290,13 +290,7 @@ def _describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
         "watermark_before": plan.watermark_before,
         "watermark_upto": plan.watermark_upto,
         "has_work": plan.has_work,
-        "row_estimate": source.estimate_rows(
-            plan.source, plan.cursor, plan.copy_after, plan.watermark_upto
-        )
-        if plan.has_work
-        else 0,
-        "sql": source.copy_statement(
-            plan.source, columns, plan.cursor, plan.copy_after, plan.watermark_upto
-        ),
+        "row_estimate": source.estimate_rows(plan.source, plan.rows) if plan.has_work else 0,
+        "sql": source.copy_statement(plan.source, columns, plan.rows),
         "target_ddl": ddl,
     }

@@ -46,6 +46,19 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class RowRange:
+    """Which rows to read: all of them, or those with `after < cursor <= upto`."""
+
+    cursor: str | None = None
+    after: str | None = None
+    upto: str | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.cursor is not None and (self.after is not None or self.upto is not None)
+
+
+@dataclass(frozen=True)
 class SchemaPlan:
     """The Bronze columns after this run, and the DDL changes that get there."""
 

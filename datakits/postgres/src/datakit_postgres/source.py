@@ -20,7 +20,7 @@ from datakit_core.bronze import Source
 from datakit_core.connection import connect
 from datakit_core.errors import SourceTableNotFound
 from datakit_core.pgcopy import Block, copy_out_blocks
-from datakit_core.schema import Column, SourceTable
+from datakit_core.schema import Column, RowRange, SourceTable
 from datakit_postgres.config import PostgresRunnerConfig, PostgresSourceSettings
 
 FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are built into every server
@@ -129,18 +129,16 @@ class PostgresSource(Source):
         self._copy_whole_table[qualified] = relkind in ("r", "m")
         return SourceTable(schema, name, tuple(columns), primary_key, estimate or None)
 
-    def max_cursor(self, table: SourceTable, cursor: str, after: str | None) -> str | None:
+    def max_cursor(self, table: SourceTable, rows: RowRange) -> str | None:
         query = sql.SQL("select max({c})::text from {t}{w}").format(
-            c=sql.Identifier(cursor), t=_table(table), w=self._where(table, cursor, after, None)
+            c=sql.Identifier(rows.cursor or ""), t=_table(table), w=self._where(table, rows)
         )
         row = self.conn.execute(query).fetchone()
         return row[0] if row else None
 
-    def estimate_rows(
-        self, table: SourceTable, cursor: str | None, after: str | None, upto: str | None
-    ) -> int | None:
+    def estimate_rows(self, table: SourceTable, rows: RowRange) -> int | None:
         query = sql.SQL("explain (format json) select 1 from {t}{w}").format(
-            t=_table(table), w=self._where(table, cursor, after, upto)
+            t=_table(table), w=self._where(table, rows)
         )
         row = self.conn.execute(query).fetchone()
         plan = row[0] if row else None
@@ -148,38 +146,22 @@ class PostgresSource(Source):
         return int(plan[0]["Plan"]["Plan Rows"]) if plan else None
 
     def copy_statement(
-        self,
-        table: SourceTable,
-        columns: tuple[Column, ...],
-        cursor: str | None,
-        after: str | None,
-        upto: str | None,
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> str:
-        return self._copy(table, columns, cursor, after, upto).as_string(self.conn)
+        return self._copy(table, columns, rows).as_string(self.conn)
 
     def copy_blocks(
-        self,
-        table: SourceTable,
-        columns: tuple[Column, ...],
-        cursor: str | None,
-        after: str | None,
-        upto: str | None,
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> Iterator[Block]:
-        return copy_out_blocks(self.conn, self._copy(table, columns, cursor, after, upto))
+        return copy_out_blocks(self.conn, self._copy(table, columns, rows))
 
     def _copy(
-        self,
-        table: SourceTable,
-        columns: tuple[Column, ...],
-        cursor: str | None,
-        after: str | None,
-        upto: str | None,
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> sql.Composed:
         source_types = self._source_types[table.qualified]
         casts = [c for c in columns if source_types.get(c.name) != c.type]
-        where = self._where(table, cursor, after, upto)
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-        if not casts and where == sql.SQL("") and self._copy_whole_table[table.qualified]:
+        if not casts and not rows.bounded and self._copy_whole_table[table.qualified]:
             # COPY of a table skips the executor's projection: the fastest path of all.
             return sql.SQL("copy {} ({}) to stdout (format binary)").format(_table(table), names)
         projection = sql.SQL(", ").join(
@@ -188,22 +170,19 @@ class PostgresSource(Source):
             for c in columns
         )  # fmt: skip
         return sql.SQL("copy (select {} from {}{}) to stdout (format binary)").format(
-            projection, _table(table), where
+            projection, _table(table), self._where(table, rows)
         )
 
-    def _where(
-        self, table: SourceTable, cursor: str | None, after: str | None, upto: str | None
-    ) -> sql.Composable:
-        if cursor is None or (after is None and upto is None):
+    def _where(self, table: SourceTable, rows: RowRange) -> sql.Composable:
+        if not rows.bounded or rows.cursor is None:
             return sql.SQL("")
-        cursor_type = sql.SQL(self._source_types[table.qualified][cursor])
-        conditions = []
-        if after is not None:
-            conditions.append(sql.SQL("{} > {}::{}").format(
-                sql.Identifier(cursor), sql.Literal(after), cursor_type))  # fmt: skip
-        if upto is not None:
-            conditions.append(sql.SQL("{} <= {}::{}").format(
-                sql.Identifier(cursor), sql.Literal(upto), cursor_type))  # fmt: skip
+        cursor = sql.Identifier(rows.cursor)
+        cursor_type = sql.SQL(self._source_types[table.qualified][rows.cursor])
+        conditions = [
+            sql.SQL("{} {} {}::{}").format(cursor, sql.SQL(op), sql.Literal(value), cursor_type)
+            for op, value in ((">", rows.after), ("<=", rows.upto))
+            if value is not None
+        ]
         return sql.SQL(" where ") + sql.SQL(" and ").join(conditions)
 
 
