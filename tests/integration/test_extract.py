@@ -109,18 +109,29 @@ def test_every_bronze_row_carries_metadata(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:
     seed_orders(source_db, 10)
-    outcome = runner("extract", "--table", "orders")
-    assert outcome.code == 0, outcome.stderr
-    rows = warehouse_db.execute(
+    full = runner("extract", "--table", "orders", "--cursor", "updated_at")
+    assert full.code == 0, full.stderr
+    assert warehouse_db.execute(
         "select distinct _dk_run_id::text, _dk_source, _dk_loaded_at is not null "
         "from bronze_erp.orders"
-    )
-    assert rows == [(outcome.result["run_id"], "erp", True)]
-    ledger = warehouse_db.execute(
+    ) == [(full.result["run_id"], "erp", True)]
+    assert warehouse_db.execute(
         "select status, rows_written, mode, runner from datakit.runs where run_id = %s",
-        (outcome.result["run_id"],),
-    )
-    assert ledger == [("succeeded", 10, "full_refresh", "postgres-runner")]
+        (full.result["run_id"],),
+    ) == [("succeeded", 10, "full_refresh", "postgres-runner")]
+    # Later runs stamp their own rows: the swapped-in table kept no constant of the first run.
+    incremental = ["--mode", "incremental", "--cursor", "updated_at"]
+    source_db.execute("insert into orders values (11, 'x', 1, '2030-01-01')")
+    append = runner("extract", "--table", "orders", *incremental)
+    stamps = "select id, _dk_run_id::text from bronze_erp.orders where id >= 10 order by id"
+    assert warehouse_db.execute(stamps) == [
+        (10, full.result["run_id"]), (11, append.result["run_id"]),
+    ]  # fmt: skip
+    source_db.execute("update orders set updated_at = '2031-01-01' where id = 11")
+    merge = runner("extract", "--table", "orders", *incremental, "--strategy", "merge")
+    assert warehouse_db.execute(stamps) == [
+        (10, full.result["run_id"]), (11, merge.result["run_id"]),
+    ]  # fmt: skip
 
 
 def test_full_refresh_swaps_in_the_new_copy(

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from datakit_core.errors import SchemaDriftError
 
-METADATA_COLUMNS = ("_dk_loaded_at", "_dk_run_id", "_dk_source")
-METADATA_DDL = (
-    "_dk_loaded_at timestamptz not null default now()",
-    "_dk_run_id uuid default (nullif(current_setting('datakit.run_id', true), ''))::uuid",
-    "_dk_source text default nullif(current_setting('datakit.source', true), '')",
-)
+# name → (type, default). The defaults read the run's session settings, so a row appended by any
+# run is stamped with that run; `now()` is the transaction's start, the same for every row.
+METADATA_COLUMNS = {
+    "_dk_loaded_at": ("timestamptz not null", "now()"),
+    "_dk_run_id": ("uuid", "(nullif(current_setting('datakit.run_id', true), ''))::uuid"),
+    "_dk_source": ("text", "nullif(current_setting('datakit.source', true), '')"),
+}
 
 
 @dataclass(frozen=True)
