@@ -31,10 +31,9 @@ base-image: engine ## Build etl/runner-base (upstream python image if pullable, 
 	base-image/build.sh
 
 image: engine ## Build one runner image: make image RUNNER=postgres
-	DK_REBUILD_BASE=1 runners/build.sh $(RUNNER)
+	runners/build.sh $(RUNNER)
 
 images: engine ## Build every runner image and the local PostgreSQL server image
-	base-image/build.sh
 	@for dir in runners/*/; do runners/build.sh $$(basename $$dir) >/dev/null || exit 1; done
 	demo/postgres/build.sh
 

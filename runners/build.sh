@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build a runner image: runners/build.sh <tech>  →  etl/<tech>-runner:$(cat runners/<tech>/VERSION)
 #
-# The runner base (etl/runner-base, base-image/VERSION) is built first when it is missing, so a
-# fresh machine needs nothing else. Labels carry version, git revision, source and build time.
+# The runner base (etl/runner-base, base-image/VERSION) is built first, so the image always
+# carries the current datakit-core. Labels carry version, git revision, source and build time.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -14,10 +14,9 @@ VERSION="$(tr -d '[:space:]' <"$HERE/$TECH/VERSION")"
 BASE_IMAGE="etl/runner-base:$(tr -d '[:space:]' <"$REPO_ROOT/base-image/VERSION")"
 IMAGE="etl/$TECH-runner:$VERSION"
 
-"$REPO_ROOT/base-image/ensure-docker-engine.sh"
-if [[ -n "${DK_REBUILD_BASE:-}" ]] || ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  "$REPO_ROOT/base-image/build.sh"
-fi
+# Always (re)build the base: datakit-core lives in it, and the layer cache makes an unchanged
+# base a matter of seconds.
+"$REPO_ROOT/base-image/build.sh"
 
 REVISION="$(git -C "$REPO_ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo unknown)"
 echo "runners/build.sh: building $IMAGE on $BASE_IMAGE (revision $REVISION)" >&2

@@ -388,3 +388,18 @@ def test_each_table_commits_on_its_own_and_a_failing_one_undoes_nothing_else(
         "select table_name, status from datakit.runs where run_id = %s order by table_name",
         (outcome.result["run_id"],),
     ) == [("customers", "succeeded"), ("missing", "failed"), ("orders", "succeeded")]
+
+
+def test_a_source_error_mid_stream_exits_1_and_writes_nothing(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    source_db.execute(
+        "create view fragile as select g as id, 1 / (g - 90000) as ratio "
+        "from generate_series(1, 100000) g"
+    )
+    outcome = runner("extract", "--table", "fragile")
+    assert outcome.code == 1
+    assert "division by zero" in outcome.result["tables"][0]["error"]
+    assert warehouse_db.execute(
+        "select count(*) from pg_tables where schemaname = 'bronze_erp'"
+    ) == [(0,)]

@@ -1,10 +1,8 @@
-"""Binary COPY streaming: PostgreSQL out, PostgreSQL in, and the relay between them.
+"""The relay into the warehouse: a source's binary COPY stream fed to `COPY … FROM STDIN`.
 
-The bytes are never decoded. The reader drains the source's COPY stream at libpq level and hands
-~1 MiB blocks to a bounded queue; the writer feeds those blocks to the warehouse's COPY. Reading
-and writing overlap in two threads (libpq releases the GIL while it waits on the network), the
-queue bounds memory whatever the table size, and Python touches each row only as an opaque
-`bytes` object on its way into a block.
+The bytes are never decoded. A reader thread pulls blocks from the source (each source decides
+how it produces PostgreSQL binary COPY data) into a bounded queue, and the writer feeds them to
+the warehouse, so reading and writing overlap and memory stays flat whatever the table size.
 """
 
 from __future__ import annotations
@@ -15,49 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 
 from datakit_core.logs import Progress
 
-BLOCK_BYTES = 1 << 20
-QUEUE_BLOCKS = 8  # at most ~8 MiB in flight
+QUEUE_BLOCKS = 16  # at most 16 blocks (≤ 16 MiB) in flight
 
 
 @dataclass(frozen=True)
 class Block:
     data: bytes
-    rows: int  # CopyData messages in the block: rows, plus the header and trailer of the stream
-
-
-def copy_out_blocks(
-    conn: psycopg.Connection, statement: sql.Composable, block_bytes: int = BLOCK_BYTES
-) -> Iterator[Block]:
-    """Run `COPY … TO STDOUT` on `conn` and yield its output in blocks of about `block_bytes`."""
-    pgconn = conn.pgconn
-    pgconn.send_query(statement.as_bytes(conn))
-    result = pgconn.get_result()
-    if result is None or result.status != pq.ExecStatus.COPY_OUT:
-        _drain_results(pgconn)
-        raise _error_from(result) if result else psycopg.OperationalError("COPY did not start")
-    get = pgconn.get_copy_data
-    parts: list[bytes | memoryview] = []
-    size = rows = 0
-    while True:
-        nbytes, data = get(0)
-        if nbytes <= 0:
-            break
-        parts.append(data)
-        size += nbytes
-        rows += 1
-        if size >= block_bytes:
-            yield Block(b"".join(parts), rows)
-            parts, size, rows = [], 0, 0
-    if parts:
-        yield Block(b"".join(parts), rows)
-    final = pgconn.get_result()
-    _drain_results(pgconn)
-    if final is not None and final.status != pq.ExecStatus.COMMAND_OK:
-        raise _error_from(final)
+    rows: int  # rows the source reports as copied since the previous block (for progress only)
 
 
 def relay(
@@ -82,6 +48,10 @@ def relay(
             handoff.put(None)
         except BaseException as exc:  # handed to the writer thread, which re-raises it
             handoff.put(exc)
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:  # a generator ends its source stream here, in its own thread
+                close()
 
     reader = threading.Thread(target=read, name="copy-reader", daemon=True)
     reader.start()
@@ -108,15 +78,3 @@ def _unblock(handoff: queue.Queue[Block | BaseException | None]) -> None:
             handoff.get_nowait()
     except queue.Empty:
         pass
-
-
-def _drain_results(pgconn: pq.abc.PGconn) -> None:
-    while pgconn.get_result() is not None:
-        pass
-
-
-def _error_from(result: pq.abc.PGresult) -> psycopg.Error:
-    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
-    message = (result.error_message or b"COPY failed").decode(errors="replace").strip()
-    cls = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else psycopg.OperationalError
-    return cls(message)

@@ -19,9 +19,10 @@ from psycopg import IsolationLevel, sql
 from datakit_core.bronze import Source
 from datakit_core.connection import connect
 from datakit_core.errors import SourceTableNotFound
-from datakit_core.pgcopy import Block, copy_out_blocks
+from datakit_core.pgcopy import Block
 from datakit_core.schema import Column, RowRange, SourceTable
 from datakit_postgres.config import PostgresRunnerConfig, PostgresSourceSettings
+from datakit_postgres.stream import psql_copy_out
 
 FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are built into every server
 
@@ -153,7 +154,8 @@ class PostgresSource(Source):
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> Iterator[Block]:
-        return copy_out_blocks(self.conn, self._copy(table, columns, rows))
+        statement = self._copy(table, columns, rows).as_string(self.conn)
+        return psql_copy_out(self.conn, self.settings, statement)
 
     def _copy(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange

@@ -1,0 +1,116 @@
+"""The source side of the bulk path: `COPY … TO STDOUT (FORMAT binary)` drained by `psql`.
+
+libpq hands a COPY stream over one row at a time. Draining it from Python costs about 0.7 µs of
+CPU per row, which on a small machine competes with both database servers and made the runner
+0.6 × as fast as a plain `psql | psql` pipe. So the runner does what the pipe does: a `psql` child
+drains the source at C speed, and Python only moves ~64 KiB pipe reads into the warehouse's COPY.
+
+The child joins the runner's own REPEATABLE READ transaction with `SET TRANSACTION SNAPSHOT`, so
+the rows it copies are exactly those the runner planned (cursor range, row estimate). Connection
+settings and the password reach it through `PG…` environment variables, never argv. Progress in
+rows comes from `pg_stat_progress_copy` of the child's session, read on the runner's connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+
+from datakit_core.connection import SESSION_OPTIONS, PostgresConnection
+from datakit_core.errors import JobFailed
+from datakit_core.pgcopy import Block
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 1 << 20
+PROGRESS_EVERY_S = 2.0
+PSQL_CONNECTION_LOST = 2  # psql's exit code when the server connection failed or broke
+
+
+def psql_copy_out(
+    conn: psycopg.Connection, settings: PostgresConnection, statement: str
+) -> Iterator[Block]:
+    """Run `statement` (a `COPY … TO STDOUT`) in `conn`'s snapshot and yield its output.
+
+    `conn` must be inside a REPEATABLE READ transaction, which stays open while this runs.
+    """
+    psql = shutil.which("psql")
+    if psql is None:
+        raise JobFailed(
+            "`psql` was not found on PATH; the Postgres runner streams the source with it. "
+            "Install the PostgreSQL client (Debian: `apt-get install postgresql-client`)."
+        )
+    row = conn.execute("select pg_export_snapshot()").fetchone()
+    assert row is not None
+    application = f"datakit-copy-{uuid.uuid4().hex[:12]}"
+    commands = [
+        "begin isolation level repeatable read read only",
+        f"set transaction snapshot '{row[0]}'",
+        statement,
+        "commit",
+    ]
+    argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    for command in commands:
+        argv += ["-c", command]
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, env=_psql_env(settings, application)
+        )
+        assert child.stdout is not None
+        try:
+            yield from _blocks(child.stdout.fileno(), conn, application)
+            code = child.wait()
+        finally:
+            if child.poll() is None:  # the load stopped early: end the copy with it
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        if code != 0:
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace").strip() or f"psql exited {code}"
+            error = psycopg.OperationalError if code == PSQL_CONNECTION_LOST else psycopg.Error
+            raise error(f"reading the source failed: {message}")
+
+
+def _blocks(fd: int, conn: psycopg.Connection, application: str) -> Iterator[Block]:
+    reported = 0
+    next_poll = time.monotonic() + PROGRESS_EVERY_S
+    while data := os.read(fd, READ_BYTES):
+        rows = 0
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + PROGRESS_EVERY_S
+            copied = _rows_copied(conn, application)
+            rows, reported = max(copied - reported, 0), max(copied, reported)
+        yield Block(data, rows)
+
+
+def _rows_copied(conn: psycopg.Connection, application: str) -> int:
+    conn.execute("select pg_stat_clear_snapshot()")  # stats are cached per transaction otherwise
+    row = conn.execute(
+        "select p.tuples_processed from pg_stat_progress_copy p "
+        "join pg_stat_activity a on a.pid = p.pid where a.application_name = %s",
+        (application,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _psql_env(settings: PostgresConnection, application: str) -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "SSL_CERT_FILE", "PGSSLROOTCERT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update({
+        "PGHOST": settings.host, "PGPORT": str(settings.port), "PGDATABASE": settings.dbname,
+        "PGUSER": settings.user, "PGSSLMODE": settings.sslmode,
+        "PGCONNECT_TIMEOUT": str(settings.connect_timeout), "PGAPPNAME": application,
+        "PGOPTIONS": SESSION_OPTIONS,
+    })  # fmt: skip
+    if settings.password is not None:
+        env["PGPASSWORD"] = settings.password.get_secret_value()
+    return env
