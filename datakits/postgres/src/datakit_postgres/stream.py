@@ -13,6 +13,7 @@ rows comes from `pg_stat_progress_copy` of the child's session, read on the runn
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -65,6 +66,7 @@ def psql_copy_out(
             argv, stdout=subprocess.PIPE, stderr=stderr, env=_psql_env(settings, application)
         )
         assert child.stdout is not None
+        _widen_pipe(child.stdout.fileno())
         try:
             yield from _blocks(child.stdout.fileno(), conn, application)
             code = child.wait()
@@ -90,6 +92,14 @@ def _blocks(fd: int, conn: psycopg.Connection, application: str) -> Iterator[Blo
             copied = _rows_copied(conn, application)
             rows, reported = max(copied - reported, 0), max(copied, reported)
         yield Block(data, rows)
+
+
+def _widen_pipe(fd: int) -> None:
+    """A pipe holds 64 KiB by default: 20,000 reads and thread hand-offs per GB. Ask for 1 MiB."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_BYTES)
+    except OSError:  # above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default
+        log.debug("could not enlarge the psql pipe", exc_info=True)
 
 
 def _rows_copied(conn: psycopg.Connection, application: str) -> int:
