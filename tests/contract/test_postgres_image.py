@@ -191,6 +191,23 @@ def test_wrong_password_exits_3_and_never_prints_it(image: str, runner_env: dict
     assert "Traceback" not in outcome.stderr
 
 
+def start_load_and_wait_until_copying(
+    image: str, args: list[str], env: dict[str, str], warehouse_db: Database, name: str
+) -> subprocess.Popen[str]:
+    """Start the runner detached and return once the warehouse is receiving its rows."""
+    process = docker_run(image, args, env, name=name, detach=True)
+    assert isinstance(process, subprocess.Popen)
+    deadline = time.monotonic() + 120
+    while not warehouse_db.execute(
+        "select 1 from pg_stat_progress_copy p join pg_database d on d.oid = p.datid "
+        "where d.datname = current_database() and p.tuples_processed > 0"
+    ):
+        assert process.poll() is None, "the runner finished before it could be stopped"
+        assert time.monotonic() < deadline, "the load never started"
+        time.sleep(0.05)
+    return process
+
+
 def test_killed_load_leaves_bronze_and_watermark_as_before(
     image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
 ) -> None:
@@ -205,15 +222,7 @@ def test_killed_load_leaves_bronze_and_watermark_as_before(
         "from generate_series(1001, 3000000) g"
     )
     name = f"dk-kill-{os.getpid()}"
-    process = docker_run(image, args, runner_env, name=name, detach=True)
-    deadline = time.monotonic() + 120
-    while not warehouse_db.execute(
-        "select 1 from pg_stat_progress_copy p join pg_database d on d.oid = p.datid "
-        "where d.datname = current_database() and p.tuples_processed > 0"
-    ):
-        assert process.poll() is None, "the runner finished before it could be killed"
-        assert time.monotonic() < deadline, "the load never started"
-        time.sleep(0.05)
+    process = start_load_and_wait_until_copying(image, args, runner_env, warehouse_db, name)
     subprocess.run(["docker", "kill", name], check=True, capture_output=True)
     process.wait(timeout=60)
     time.sleep(1)  # the warehouse rolls back once it notices the closed connection
@@ -224,3 +233,20 @@ def test_killed_load_leaves_bronze_and_watermark_as_before(
     assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
         (3_000_000, 3_000_000)
     ]
+
+
+def test_docker_stop_rolls_back_and_exits_3(
+    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 2_000_000)
+    args = ["extract", "--table", "orders", "--cursor", "updated_at"]
+    name = f"dk-stop-{os.getpid()}"
+    process = start_load_and_wait_until_copying(image, args, runner_env, warehouse_db, name)
+    subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr
+    assert "Stopped by SIGTERM" in last_json(stdout)["error"]["message"]
+    assert warehouse_db.execute(
+        "select count(*) from pg_tables where schemaname = 'bronze_erp'"
+    ) == [(0,)]
+    assert warehouse_db.execute("select count(*) from datakit.state") == [(0,)]

@@ -403,3 +403,19 @@ def test_a_source_error_mid_stream_exits_1_and_writes_nothing(
     assert warehouse_db.execute(
         "select count(*) from pg_tables where schemaname = 'bronze_erp'"
     ) == [(0,)]
+
+
+def test_source_reads_happen_in_one_repeatable_read_snapshot(
+    runner_env: dict[str, str], source_db: Database
+) -> None:
+    from datakit_core.settings import load_config
+    from datakit_postgres.config import PostgresRunnerConfig
+    from datakit_postgres.source import open_source
+
+    config = load_config(PostgresRunnerConfig, environ=runner_env)
+    with open_source(config) as source, source.snapshot():
+        settings = source.conn.execute(
+            "select current_setting('transaction_isolation'), "
+            "current_setting('transaction_read_only')"
+        ).fetchone()
+    assert settings == ("repeatable read", "on")

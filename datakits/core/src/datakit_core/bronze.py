@@ -212,7 +212,8 @@ def _execute(
         return result
     warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
     blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
-    progress = Progress(spec.name, total_rows=plan.source.row_estimate, log=log)
+    expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
+    progress = Progress(spec.name, total_rows=expected or plan.source.row_estimate, log=log)
     stamp = Stamp(run_id, source.name)
     if spec.mode is LoadMode.FULL_REFRESH:
         result.rows_read = _full_refresh(warehouse, plan, blocks, progress, stamp)
