@@ -419,3 +419,24 @@ def test_source_reads_happen_in_one_repeatable_read_snapshot(
             "current_setting('transaction_read_only')"
         ).fetchone()
     assert settings == ("repeatable read", "on")
+
+
+def test_discover_lists_tables_keys_and_the_bronze_type_of_every_column(
+    runner: Runner, source_db: Database
+) -> None:
+    source_db.execute(
+        ODD_TABLE_DDL + 'create view odd_view as select 1 as one; analyze "Odd Table";'
+    )
+    source_db.execute("create table never_analyzed (id int)")
+    outcome = runner("discover")
+    assert outcome.code == 0, outcome.stderr
+    catalog = {t["table"]: t for t in outcome.result["output"]["tables"]}
+    assert catalog["public.odd_view"]["kind"] == "view"
+    assert catalog["public.never_analyzed"]["row_estimate"] is None  # unknown, not zero
+    odd = catalog["public.Odd Table"]
+    assert (odd["kind"], odd["primary_key"], odd["row_estimate"]) == ("table", ["Id"], 3)
+    types = {c["name"]: (c["source_type"], c["bronze_type"]) for c in odd["columns"]}
+    assert types["m"] == ("mood", "text")
+    assert types["moods"] == ("mood[]", "text[]")
+    assert types["dom"] == ("positive_int", "integer")
+    assert types["n"] == ("numeric(38,10)", "numeric(38,10)")

@@ -51,7 +51,7 @@ order by k.ord
 """
 
 TABLES_SQL = """
-select c.relname, c.relkind, greatest(c.reltuples, 0)::bigint
+select c.relname, c.relkind, case when c.reltuples >= 0 then c.reltuples::bigint end
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition
 order by c.relname
@@ -104,8 +104,9 @@ class PostgresSource(Source):
         schema, _, name = table.rpartition(".") if "." in table else ("", "", table)
         schema = schema or self.settings.schema_
         row = self.conn.execute(
-            "select c.oid, c.relkind, greatest(c.reltuples, 0)::bigint from pg_class c "
-            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
+            "select c.oid, c.relkind, case when c.reltuples >= 0 then c.reltuples::bigint end "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = %s",
             (schema, name),
         ).fetchone()
         if row is None:
