@@ -1,8 +1,10 @@
 """Throughput benchmark: the Postgres runner image against a raw `psql | psql` binary COPY pipe.
 
-Both paths copy the same source table into the same warehouse, alternately, `--repeat` times.
+Three paths copy the same source table into the same warehouse, alternately, `--repeat` times.
 The pipe is the ceiling a runner can hope for (no Python, no transformation), so the ratio
 runner/pipe is the number that matters; absolute numbers only hold for the recorded machine.
+pipe+meta is the same pipe into a Bronze-shaped table (the source's columns plus the runner's
+three metadata columns), so runner/(pipe+meta) is the relay's own efficiency.
 
 Passwords come only from `DK_SOURCE__PASSWORD` and `DK_WAREHOUSE__PASSWORD`: they reach psql as
 `PGPASSWORD` in its environment and docker as bare `-e NAME`, never argv, logs or results.
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,9 @@ log = logging.getLogger("bench_postgres_runner")
 HERE = Path(__file__).resolve().parent
 SEEDER = HERE.parent / "demo" / "seed_tpch.py"
 PIPE_SCHEMA = "bench_pipe"
+PATHS = ("pipe", "pipe+meta", "runner")  # the order they alternate in, every repetition
+# summary key → the path the runner's throughput is divided by; the first is the headline.
+RATIOS = {"runner_over_pipe_throughput": "pipe", "runner_over_pipe_meta_throughput": "pipe+meta"}
 MB = 1_000_000  # MB/s uses decimal megabytes of the binary COPY stream.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -155,16 +161,19 @@ def seed_source(source: Endpoint, table: str, scale: float) -> dict:
         ) from exc
 
 
-def column_definitions(source: Endpoint, table: str) -> sql.Composable:
-    """The source table's columns with their exact types and NOT NULLs, for the pipe target.
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str  # as quote_ident() renders it: ready for SQL text, psql commands included
+    type: str  # as format_type() renders it
+    not_null: bool
 
-    Binary COPY needs identical types on both sides; defaults and indexes are left out on
-    purpose (the target of a bulk load should have none).
-    """
+
+def source_columns(source: Endpoint, table: str) -> tuple[SourceColumn, ...]:
+    """The source table's columns in order, with their exact types and NOT NULLs."""
     with source.connect() as conn:
         rows = conn.execute(
             """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+            SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), a.attnotnull
             FROM pg_attribute a
             WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
@@ -173,32 +182,83 @@ def column_definitions(source: Endpoint, table: str) -> sql.Composable:
         ).fetchall()
     if not rows:
         raise BenchError(f"Source table `{table}` not found in `{source.url}`; drop --no-seed?")
-    return sql.SQL(", ").join(
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(name), sql.SQL(type_), sql.SQL(" NOT NULL" if notnull else "")
-        )
-        for name, type_, notnull in rows
+    return tuple(SourceColumn(*row) for row in rows)
+
+
+@dataclass(frozen=True)
+class PipeTarget:
+    """The table one pipe path loads: the source's columns, plus Bronze's metadata for pipe+meta.
+
+    Binary COPY needs identical types on both sides; indexes and source defaults are left out on
+    purpose (the target of a bulk load should have none).
+    """
+
+    path: str  # "pipe" or "pipe+meta"
+    table: str  # in PIPE_SCHEMA
+    columns: tuple[SourceColumn, ...]
+    source_name: str | None = None  # pipe+meta: the `_dk_source` default; None: no metadata
+
+    @property
+    def name(self) -> str:
+        return f"{PIPE_SCHEMA}.{self.table}"
+
+    @property
+    def copy_from(self) -> str:
+        """pipe+meta names the source columns, as the runner does, so the metadata get defaults."""
+        names = f" ({', '.join(c.name for c in self.columns)})" if self.source_name else ""
+        return f"COPY {self.name}{names} FROM STDIN (FORMAT binary)"
+
+    def definitions(self, run_id: str) -> sql.Composable:
+        """The CREATE TABLE column list; run_id is the constant `_dk_run_id` default."""
+        parts = [
+            sql.SQL(f"{c.name} {c.type}{' NOT NULL' if c.not_null else ''}") for c in self.columns
+        ]
+        if self.source_name is not None:
+            parts.append(metadata_definitions(run_id, self.source_name))
+        return sql.SQL(", ").join(parts)
+
+
+def metadata_definitions(run_id: str, source_name: str) -> sql.Composable:
+    """Bronze's metadata columns, with the constant defaults of the table a full refresh loads.
+
+    The types of datakit_core.schema.METADATA_COLUMNS; the runner stamps its new table this way
+    (constants, not the generic `current_setting(…)` defaults) before it COPYs into it.
+    """
+    return sql.SQL(
+        "_dk_loaded_at timestamptz NOT NULL DEFAULT now(), "
+        "_dk_run_id uuid DEFAULT {}::uuid, _dk_source text DEFAULT {}"
+    ).format(sql.Literal(run_id), sql.Literal(source_name))
+
+
+def pipe_targets(
+    columns: tuple[SourceColumn, ...], table: str, source_name: str
+) -> tuple[PipeTarget, ...]:
+    """pipe loads bench_pipe.<table>, pipe+meta bench_pipe.<table>_meta."""
+    return (
+        PipeTarget("pipe", table, columns),
+        PipeTarget("pipe+meta", f"{table}_meta", columns, source_name),
     )
 
 
-def recreate_pipe_target(warehouse: Endpoint, table: str, columns: sql.Composable) -> None:
+def recreate_pipe_target(warehouse: Endpoint, pipe: PipeTarget, run_id: str) -> None:
     """Drop and create the empty pipe target, so every repetition loads into a fresh table."""
-    target = sql.Identifier(PIPE_SCHEMA, table)
+    target = sql.Identifier(PIPE_SCHEMA, pipe.table)
     with warehouse.connect() as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(PIPE_SCHEMA)))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, pipe.definitions(run_id)))
 
 
-def drop_pipe_target(warehouse: Endpoint, table: str) -> None:
+def drop_pipe_target(warehouse: Endpoint, pipe: PipeTarget) -> None:
+    target = sql.Identifier(PIPE_SCHEMA, pipe.table)
     with warehouse.connect() as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PIPE_SCHEMA, table)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
 
 
 def measure_stream(source: Endpoint, table: str) -> tuple[int, float]:
     """Bytes and seconds of `COPY table TO STDOUT (FORMAT binary)` alone (what `| wc -c` says).
 
-    The bytes are the MB/s basis for both paths: the same logical payload, whatever each target
+    The bytes are the MB/s basis for every path: the same logical payload, whatever each target
     adds on disk. The run also warms the source's cache before the first timed repetition.
     """
     argv = source.psql_argv(f"COPY {table} TO STDOUT (FORMAT binary)")
@@ -223,7 +283,7 @@ class Repetition:
     """One timed load by one path, with what it left in the warehouse."""
 
     rep: int
-    path: str  # "pipe" or "runner"
+    path: str  # one of PATHS
     seconds: float
     ok: bool
     target: str
@@ -312,11 +372,12 @@ class CgroupPeak(PeakPoller):
         return None
 
 
-def run_pipe(source: Endpoint, warehouse: Endpoint, table: str, rep: int) -> Repetition:
+def run_pipe(
+    source: Endpoint, warehouse: Endpoint, table: str, pipe: PipeTarget, rep: int
+) -> Repetition:
     """Time `psql COPY TO STDOUT | psql COPY FROM STDIN`, two processes joined by an OS pipe."""
-    target = f"{PIPE_SCHEMA}.{table}"
     out_argv = source.psql_argv(f"COPY {table} TO STDOUT (FORMAT binary)")
-    in_argv = warehouse.psql_argv(f"COPY {target} FROM STDIN (FORMAT binary)")
+    in_argv = warehouse.psql_argv(pipe.copy_from)
     with tempfile.TemporaryFile() as err_out, tempfile.TemporaryFile() as err_in:
         started = time.perf_counter()
         producer = subprocess.Popen(
@@ -337,9 +398,11 @@ def run_pipe(source: Endpoint, warehouse: Endpoint, table: str, rep: int) -> Rep
         errors = [_tail(f) for f in (err_out, err_in)]
     ok = rc_in == 0 and rc_out == 0
     if not ok:
-        log.error("pipe failed (psql exits %s | %s): %s", rc_out, rc_in, " / ".join(errors))
+        log.error(
+            "%s failed (psql exits %s | %s): %s", pipe.path, rc_out, rc_in, " / ".join(errors)
+        )
     return Repetition(
-        rep, "pipe", seconds, ok, target,
+        rep, pipe.path, seconds, ok, pipe.name,
         peak_rss_bytes=max(rss_in or 0, rss_out or 0) or None,
         detail={"psql_exit_codes": [rc_out, rc_in], "psql_peak_rss_bytes": [rss_out, rss_in]},
     )  # fmt: skip
@@ -472,25 +535,29 @@ class Plan:
     table: str
     repeat: int
     job: RunnerJob | None  # None: --skip-runner
+    pipes: tuple[PipeTarget, ...]
 
 
 def run_benchmark(plan: Plan, source_rows: int) -> list[Repetition]:
-    """Alternate pipe and runner `repeat` times, checking the target's row count after each."""
-    columns = column_definitions(plan.source, plan.table)
+    """Alternate PATHS `repeat` times, checking the target's row count after each."""
     reps: list[Repetition] = []
     for i in range(1, plan.repeat + 1):
-        recreate_pipe_target(plan.warehouse, plan.table, columns)
-        reps.append(_timed(plan, i, "pipe", source_rows))
+        run_id = str(uuid.uuid4())  # pipe+meta's `_dk_run_id`, one per repetition like a run's
+        for pipe in plan.pipes:
+            recreate_pipe_target(plan.warehouse, pipe, run_id)
+            reps.append(_timed(plan, i, pipe, source_rows))
         if plan.job is not None:
-            reps.append(_timed(plan, i, "runner", source_rows))
-    drop_pipe_target(plan.warehouse, plan.table)
+            reps.append(_timed(plan, i, None, source_rows))
+    for pipe in plan.pipes:
+        drop_pipe_target(plan.warehouse, pipe)
     return reps
 
 
-def _timed(plan: Plan, i: int, path: str, source_rows: int) -> Repetition:
+def _timed(plan: Plan, i: int, pipe: PipeTarget | None, source_rows: int) -> Repetition:
+    """One repetition of a pipe path, or of the runner when `pipe` is None."""
     checkpointed = try_checkpoint(plan.warehouse) and try_checkpoint(plan.source)
-    if path == "pipe":
-        rep = run_pipe(plan.source, plan.warehouse, plan.table, i)
+    if pipe is not None:
+        rep = run_pipe(plan.source, plan.warehouse, plan.table, pipe, i)
     else:
         assert plan.job is not None
         rep = run_runner(plan.job, plan.source, plan.warehouse, i)
@@ -500,17 +567,17 @@ def _timed(plan: Plan, i: int, path: str, source_rows: int) -> Repetition:
     reported = rep.detail.get("rows_written")
     if rep.target_rows != source_rows or reported not in (None, source_rows):
         rep.ok = False
-        log.error("%s rep %d: `%s` holds %s rows (reported: %s), source has %d", path, i,
+        log.error("%s rep %d: `%s` holds %s rows (reported: %s), source has %d", rep.path, i,
                   rep.target, rep.target_rows, reported, source_rows)  # fmt: skip
-    log.info("%-6s rep %d: %6.2f s, %s rows, %s", path, i, rep.seconds, rep.target_rows,
+    log.info("%-9s rep %d: %6.2f s, %s rows, %s", rep.path, i, rep.seconds, rep.target_rows,
              "ok" if rep.ok else "FAILED")  # fmt: skip
     return rep
 
 
 def summarize(reps: list[Repetition], rows: int, stream_bytes: int) -> dict[str, Any]:
-    """Median per path over successful repetitions, and the runner/pipe throughput ratio."""
+    """Median per path over successful repetitions, and the runner's throughput ratios."""
     summary: dict[str, Any] = {}
-    for path in ("pipe", "runner"):
+    for path in PATHS:
         good = [r for r in reps if r.path == path and r.ok]
         if not good:
             continue
@@ -529,10 +596,9 @@ def summarize(reps: list[Repetition], rows: int, stream_bytes: int) -> dict[str,
            and r.detail.get("runner_duration_s") is not None]  # fmt: skip
     if "runner" in summary and own:
         summary["runner"]["median_own_duration_s"] = round(statistics.median(own), 3)
-    if "pipe" in summary and "runner" in summary:
-        summary["runner_over_pipe_throughput"] = round(
-            summary["runner"]["rows_per_s"] / summary["pipe"]["rows_per_s"], 3
-        )
+    for key, base in RATIOS.items():
+        if base in summary and "runner" in summary:
+            summary[key] = round(summary["runner"]["rows_per_s"] / summary[base]["rows_per_s"], 3)
     return summary
 
 
@@ -597,13 +663,10 @@ def _server_info(endpoint: Endpoint) -> dict[str, Any]:
 
 def commands(plan: Plan) -> dict[str, str]:
     """The exact commands timed, as shell lines with passwords by reference."""
-    table = plan.table
-    pipe = (
-        plan.source.shell_psql(f"COPY {table} TO STDOUT (FORMAT binary)")
-        + " | "
-        + plan.warehouse.shell_psql(f"COPY {PIPE_SCHEMA}.{table} FROM STDIN (FORMAT binary)")
-    )
-    cmds = {"pipe": pipe}
+    copy_to = plan.source.shell_psql(f"COPY {plan.table} TO STDOUT (FORMAT binary)")
+    cmds = {
+        pipe.path: f"{copy_to} | {plan.warehouse.shell_psql(pipe.copy_from)}" for pipe in plan.pipes
+    }
     if plan.job is not None:
         cmds["runner"] = shlex.join(plan.job.argv(plan.source, plan.warehouse))
     return cmds
@@ -645,7 +708,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         (
             f"- Rows: {report['source_rows']:,}. MB/s = bytes of `COPY {report['table']} TO "
             f"STDOUT (FORMAT binary)` ({report['stream_bytes']:,} B, measured once, "
-            f"{report['stream_seconds']:.1f} s alone) / seconds, for both paths; MB = 10^6 B."
+            f"{report['stream_seconds']:.1f} s alone) / seconds, for every path; MB = 10^6 B."
         ),
         (
             "- Runner seconds are the wall time of `docker run`, container start included"
@@ -661,25 +724,31 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{r['mb_per_s']:.1f} | {_mb(r['peak_rss_bytes'])} | "
             f"{_mb(r['cgroup_max_usage_bytes'])} | {'yes' if r['ok'] else '**no**'} |"
         )
-    for path, v in ((p, s[p]) for p in ("pipe", "runner") if p in s):
+    for path, v in ((p, s[p]) for p in PATHS if p in s):
         lines.append(
             f"| median | {path} | {v['median_seconds']:.2f} | {v['rows_per_s']:,} | "
             f"{v['mb_per_s']:.1f} | {_mb(v['max_peak_rss_bytes'])} | "
             f"{_mb(v['max_cgroup_max_usage_bytes'])} | |"
         )
-    ratio = s.get("runner_over_pipe_throughput")
+    ratio, meta_ratio = (s.get(key) for key in RATIOS)
     lines += [
         "",
         f"Runner / pipe throughput: **{ratio:.2f}×**." if ratio else "Runner / pipe: not run.",
+        (
+            f"Runner / pipe+meta throughput: {meta_ratio:.2f}× (the runner's relay efficiency, "
+            "with the Bronze row shape factored out)."
+            if meta_ratio
+            else "Runner / pipe+meta: not run."
+        ),
         *(
             [f"Runner's own `duration_s` (RunResult, inside the container), median: {own:.2f} s."]
             if (own := s.get("runner", {}).get("median_own_duration_s"))
             else []
         ),
         (
-            "Pipe peak RSS is the larger of the two psql processes; runner peak RSS is its "
-            "RunResult `peak_rss_bytes`; cgroup max is the container's memory cgroup peak "
-            "(page cache it caused included, shared pages cached earlier by others not)."
+            "Pipe and pipe+meta peak RSS is the larger of their two psql processes; runner peak "
+            "RSS is its RunResult `peak_rss_bytes`; cgroup max is the container's memory cgroup "
+            "peak (page cache it caused included, shared pages cached earlier by others not)."
         ),
         "",
         "```sh",
@@ -753,7 +822,7 @@ Examples:
     show_envvar=True,
     help="Runner image, e.g. etl/postgres-runner:0.1.0 (required unless --skip-runner).",
 )
-@click.option("--skip-runner", is_flag=True, help="Time the pipe only.")
+@click.option("--skip-runner", is_flag=True, help="Time the two pipe paths only.")
 @click.option(
     "--table",
     default="lineitem",
@@ -773,7 +842,7 @@ Examples:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Repetitions of each path, alternating pipe and runner.",
+    help="Repetitions of each path, alternating pipe, pipe+meta and runner.",
 )
 @click.option("--tenant", default="bench", show_default=True, help="DK_TENANT for the runner.")
 @click.option(
@@ -829,7 +898,6 @@ def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
     job = None
     if not opts["skip_runner"]:
         job = RunnerJob(opts["image"], opts["tenant"], opts["source_name"], table)
-    plan = Plan(source, warehouse, table, opts["repeat"], job)
 
     if job is not None:
         require_image(job.image)
@@ -843,6 +911,8 @@ def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
     stream_bytes, stream_seconds = measure_stream(source, table)
     log.info("binary COPY stream: %.1f MB in %.2f s", stream_bytes / MB, stream_seconds)
     overhead = container_overhead(job.image) if job else None
+    pipes = pipe_targets(source_columns(source, table), table, opts["source_name"])
+    plan = Plan(source, warehouse, table, opts["repeat"], job, pipes)
 
     load_before = os.getloadavg()[0]
     reps = run_benchmark(plan, source_rows)
