@@ -70,13 +70,10 @@ for ca in "${ca_files[@]}"; do
   log "adding CA file $ca"
 done
 
-REVISION="$(git -C "$REPO_ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo unknown)"
-log "building $IMAGE (revision $REVISION)"
+source "$HERE/oci-labels.sh"
+oci_labels etl/runner-base "Python 3.11 + datakit-core base for datakit runner images" "$VERSION"
+log "building $IMAGE"
 start=$SECONDS
-docker build --network host -f "$HERE/Dockerfile" -t "$IMAGE" \
-  "${BUILD_ARGS[@]}" \
-  --build-arg "VERSION=$VERSION" \
-  --build-arg "REVISION=$REVISION" \
-  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+docker build --network host -f "$HERE/Dockerfile" -t "$IMAGE" "${BUILD_ARGS[@]}" "${OCI_LABELS[@]}" \
   "$REPO_ROOT" >&2 || die "docker build of $IMAGE failed (output above)."
 log "built $IMAGE in $((SECONDS - start))s"

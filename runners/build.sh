@@ -18,12 +18,10 @@ IMAGE="etl/$TECH-runner:$VERSION"
 # base a matter of seconds.
 "$REPO_ROOT/base-image/build.sh"
 
-REVISION="$(git -C "$REPO_ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo unknown)"
-echo "runners/build.sh: building $IMAGE on $BASE_IMAGE (revision $REVISION)" >&2
-docker build --network host -f "$HERE/$TECH/Dockerfile" -t "$IMAGE" \
-  --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-  --build-arg "VERSION=$VERSION" \
-  --build-arg "REVISION=$REVISION" \
-  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+source "$REPO_ROOT/base-image/oci-labels.sh"
+oci_labels "etl/$TECH-runner" "$(head -n1 "$HERE/$TECH/DESCRIPTION")" "$VERSION"
+echo "runners/build.sh: building $IMAGE on $BASE_IMAGE" >&2
+docker build --network host -f "$HERE/$TECH/Dockerfile" -t "$IMAGE" "${OCI_LABELS[@]}" \
+  --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$VERSION" \
   "$REPO_ROOT" >&2
 echo "$IMAGE"
