@@ -18,7 +18,7 @@ help: ## Show this help
 
 setup: $(VENV)/.installed ## Create the development venv (.venv) with pinned tools
 
-$(VENV)/.installed: requirements-dev.txt base-image/constraints.txt datakits/*/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt base-image/constraints.txt runners/*/constraints.txt datakits/*/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

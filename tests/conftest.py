@@ -126,7 +126,7 @@ def _wait_until_ready(server: Server, timeout_s: float = 90) -> None:
             time.sleep(0.5)
 
 
-def _fresh_database(server: Server) -> Iterator[Database]:
+def fresh_database(server: Server) -> Iterator[Database]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with server.connect(autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
@@ -137,12 +137,12 @@ def _fresh_database(server: Server) -> Iterator[Database]:
 
 @pytest.fixture
 def source_db(pg_servers: tuple[Server, Server]) -> Iterator[Database]:
-    yield from _fresh_database(pg_servers[0])
+    yield from fresh_database(pg_servers[0])
 
 
 @pytest.fixture
 def warehouse_db(pg_servers: tuple[Server, Server]) -> Iterator[Database]:
-    yield from _fresh_database(pg_servers[1])
+    yield from fresh_database(pg_servers[1])
 
 
 @dataclass(frozen=True)

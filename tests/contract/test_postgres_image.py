@@ -13,53 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Database
+from tests.conftest import Database
+from tests.contract.docker import docker_run, last_json, runner_image, runner_version
 from tests.integration.test_extract import seed_orders
 
 pytestmark = pytest.mark.contract
 
-VERSION = (ROOT / "runners" / "postgres" / "VERSION").read_text().strip()
-IMAGE = f"etl/postgres-runner:{VERSION}"
-PASSWORD_VARS = ("DK_SOURCE__PASSWORD", "DK_WAREHOUSE__PASSWORD")
+VERSION = runner_version("postgres")
 
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The image under test; built here when `make images` has not built it yet."""
-    found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
-    if found.returncode != 0:
-        subprocess.run([str(ROOT / "runners" / "build.sh"), "postgres"], check=True)
-    return IMAGE
-
-
-def docker_run(
-    image: str,
-    args: list[str],
-    env: dict[str, str],
-    *,
-    volumes: list[str] = (),  # type: ignore[assignment]
-    name: str | None = None,
-    detach: bool = False,
-) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    """`docker run` with variables passed by name (`-e NAME`), so values never reach argv."""
-    command = ["docker", "run", "--rm", "--network", "host"]
-    if name:
-        command += ["--name", name]
-    for variable in env:
-        command += ["-e", variable]
-    for volume in volumes:
-        command += ["-v", volume]
-    command += [image, *args]
-    process_env = {**os.environ, **env}
-    if detach:
-        return subprocess.Popen(
-            command, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    return subprocess.run(command, env=process_env, capture_output=True, text=True, timeout=600)
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+    return runner_image("postgres")
 
 
 def test_image_keeps_the_runner_contract(image: str) -> None:

@@ -16,6 +16,7 @@ from typing import Literal
 LogFormat = Literal["auto", "json", "text"]
 
 _secrets: set[str] = set()
+_format: Literal["json", "text"] = "json"
 
 
 def register_secret(value: str | None) -> None:
@@ -56,8 +57,10 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: int = logging.INFO, fmt: LogFormat = "auto") -> None:
     """Configure the root logger once, from the CLI only."""
+    global _format
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
+    _format = fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_MaskingFilter())
     if fmt == "json":
@@ -70,6 +73,11 @@ def setup_logging(level: int = logging.INFO, fmt: LogFormat = "auto") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("psycopg").setLevel(max(level, logging.WARNING))
+
+
+def current_format() -> Literal["json", "text"]:
+    """The stderr format chosen by `setup_logging`, for tools whose logs should match it."""
+    return _format
 
 
 class Progress:

@@ -1,0 +1,1 @@
+"""dbt runner datakit: dbt-core behind the datakit runner contract."""

@@ -1,0 +1,35 @@
+"""Configuration of the dbt runner: the warehouse, the project, and how schemas are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from datakit_core.connection import PostgresConnection
+from datakit_core.job import NAME_PATTERN
+
+
+class DbtRunnerConfig(BaseModel):
+    """Everything `dbt-runner` reads from flags, `DK_…` variables and the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(default="default", pattern=NAME_PATTERN, description="Tenant name.")
+    warehouse: PostgresConnection = Field(description="The PostgreSQL warehouse dbt builds in.")
+    project_dir: Path = Field(
+        default=Path("dbt_project"),
+        description="dbt project to run; the image bakes one in at /opt/dbt_project.",
+    )
+    profiles_dir: Path = Field(
+        default=Path("dbt_project"),
+        description="Directory of the env-only `profiles.yml` (profile `datakit`).",
+    )
+    target: str = Field(default="warehouse", description="dbt target of the profile.")
+    tenant_schema_prefix: str = Field(
+        default="",
+        pattern=r"^([a-z][a-z0-9_]*_)?$",
+        description="Prefix of the silver/gold/snapshots schemas when tenants share a database, "
+        "for example `acme_`; empty for one warehouse per tenant.",
+    )
+    dbt_threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")

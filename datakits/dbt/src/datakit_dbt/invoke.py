@@ -1,0 +1,161 @@
+"""Run one dbt command in-process and turn its outcome into the runner contract.
+
+dbt runs through its programmatic entry point (`dbtRunner`), with the profile filled only from
+environment variables that this module sets from the validated config, its logs on stderr, and
+its artifacts under /tmp. `run_results.json` becomes the `RunResult` output: per-node status,
+rows affected and timing, and the test tally with the failing tests' names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datakit_core.connection import connect
+from datakit_core.errors import ConfigError, JobFailed, TransientError
+from datakit_core.logs import current_format
+from datakit_dbt.config import DbtRunnerConfig
+
+log = logging.getLogger(__name__)
+
+PROFILE = "datakit"
+PASSWORD_VARIABLE = "DBT_ENV_SECRET_WAREHOUSE_PASSWORD"  # dbt masks DBT_ENV_SECRET_* in logs
+FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The node selection and run options passed through to dbt."""
+
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    vars: str | None = None
+    full_refresh: bool = False
+
+    def args(self) -> list[str]:
+        args: list[str] = []
+        if self.select:
+            args += ["--select", *self.select]
+        if self.exclude:
+            args += ["--exclude", *self.exclude]
+        if self.vars:
+            args += ["--vars", self.vars]
+        if self.full_refresh:
+            args.append("--full-refresh")
+        return args
+
+
+def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -> dict[str, Any]:
+    """Run `dbt <command>`; return the output for `RunResult`, or raise the contract's error."""
+    _check_project(config)
+    with connect(config.warehouse, role="warehouse", application_name="dbt-runner check"):
+        pass  # an unreachable warehouse exits 3 here, with a clean message, before dbt starts
+    work = Path(tempfile.mkdtemp(prefix="datakit-dbt-"))
+    args = [
+        *command, *selection.args(),
+        "--project-dir", str(config.project_dir), "--profiles-dir", str(config.profiles_dir),
+        "--profile", PROFILE, "--target", config.target,
+        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+        "--log-format", current_format(),  # dbt's log lines match the runner's
+    ]  # fmt: skip
+    log.info("dbt %s", " ".join(command + selection.args()))
+    _export_profile_environment(config)
+    from dbt.cli.main import dbtRunner  # imported late: dbt takes a second to import
+
+    with redirect_stdout(sys.stderr):  # stdout carries only the RunResult line
+        outcome = dbtRunner().invoke(args)
+    nodes = _read_run_results(work / "target" / "run_results.json")
+    output = _summarise(command, nodes)
+    if outcome.exception is not None:
+        raise _classify(outcome.exception)
+    if selection.select and not nodes and command[0] != "docs":
+        raise ConfigError(
+            f"`--select {' '.join(selection.select)}` matches no node of the project "
+            f"`{config.project_dir}`. Check the names (`dbt ls`) or the selector syntax."
+        )
+    if not outcome.success or output["failed"]:
+        raise DbtFailed(output)
+    return output
+
+
+class DbtFailed(JobFailed):
+    """dbt ran and some model, snapshot or test failed; the output names them."""
+
+    def __init__(self, output: dict[str, Any]) -> None:
+        self.output = output
+        names = ", ".join(output["failed"][:10]) or "see the dbt log above"
+        super().__init__(f"dbt {output['command']} failed: {names}.")
+
+
+def _check_project(config: DbtRunnerConfig) -> None:
+    if not (config.project_dir / "dbt_project.yml").is_file():
+        raise ConfigError(
+            f"No dbt project at `{config.project_dir}` (dbt_project.yml is missing). "
+            "Pass `--project-dir` or set `DK_PROJECT_DIR`."
+        )
+    if not (config.profiles_dir / "profiles.yml").is_file():
+        raise ConfigError(
+            f"No profiles.yml in `{config.profiles_dir}`. Set `DK_PROFILES_DIR` to the directory "
+            f"of an env-only profile named `{PROFILE}`."
+        )
+
+
+def _export_profile_environment(config: DbtRunnerConfig) -> None:
+    """The profile reads only these variables; they come from the validated config."""
+    warehouse = config.warehouse
+    os.environ.update({
+        "DK_WAREHOUSE__HOST": warehouse.host, "DK_WAREHOUSE__PORT": str(warehouse.port),
+        "DK_WAREHOUSE__DBNAME": warehouse.dbname, "DK_WAREHOUSE__USER": warehouse.user,
+        "DK_WAREHOUSE__SSLMODE": warehouse.sslmode,
+        "DK_TENANT_SCHEMA_PREFIX": config.tenant_schema_prefix,
+        "DK_DBT_THREADS": str(config.dbt_threads),
+        PASSWORD_VARIABLE: warehouse.password.get_secret_value() if warehouse.password else "",
+    })  # fmt: skip
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no phoning home
+
+
+def _read_run_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+    return [
+        {
+            "unique_id": r["unique_id"],
+            "status": r["status"],
+            "rows_affected": (r.get("adapter_response") or {}).get("rows_affected"),
+            "execution_time_s": round(r.get("execution_time") or 0.0, 3),
+            "failures": r.get("failures"),
+            "message": r.get("message"),
+        }
+        for r in results
+    ]
+
+
+def _summarise(command: list[str], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    tests = [n for n in nodes if n["unique_id"].startswith(("test.", "unit_test."))]
+    tally = {
+        status: sum(1 for t in tests if t["status"] == status)
+        for status in ("pass", "fail", "warn", "error", "skipped")
+    }
+    failing = [t["unique_id"] for t in tests if t["status"] in ("fail", "error")]
+    return {
+        "command": " ".join(command),
+        "nodes": nodes,
+        "tests": {**tally, "failing": failing},
+        "failed": [n["unique_id"] for n in nodes if n["status"] in FAILED_STATUSES],
+    }
+
+
+def _classify(exception: BaseException) -> Exception:
+    """dbt's own exceptions: connection problems are transient, the rest is usage or config."""
+    message = str(exception).strip() or type(exception).__name__
+    if "could not connect" in message.lower() or "connection" in type(exception).__name__.lower():
+        return TransientError(f"dbt could not reach the warehouse: {message}")
+    return ConfigError(f"dbt could not run the project: {message}")

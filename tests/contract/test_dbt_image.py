@@ -1,0 +1,99 @@
+"""The built `etl/dbt-runner` image building Silver and Gold on a Bronze loaded by the
+Postgres runner image, run with `docker run` as the README shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from demo.seed_tpch import seed_tpch
+from tests.conftest import Database, Server, fresh_database
+from tests.contract.docker import docker_run, last_json, runner_image
+
+pytestmark = pytest.mark.contract
+
+PRICING_SUMMARY_ON_SOURCE = """
+select l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),
+       sum(l_extendedprice * (1 - l_discount)),
+       sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)), count(*)
+from lineitem
+where l_shipdate <= date '1998-12-01' - interval '90 day'
+group by 1, 2 order by 1, 2
+"""
+GOLD_PRICING_SUMMARY = """
+select return_flag, line_status, sum_qty, sum_base_price, sum_disc_price, sum_charge, count_order
+from gold.mart_pricing_summary order by 1, 2
+"""
+
+
+@pytest.fixture(scope="module")
+def warehouse(pg_servers: tuple[Server, Server]) -> Iterator[tuple[Database, Database]]:
+    """A TPC-H source (SF 0.01) and a warehouse whose Bronze the Postgres runner loaded."""
+    source_server, warehouse_server = pg_servers
+    source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
+    source, target = next(source_gen), next(warehouse_gen)
+    seed_tpch(host="127.0.0.1", port=source_server.port, dbname=source.name,
+              user=source_server.user, password=source_server.password, scale=0.01)  # fmt: skip
+    env = {**source.env("SOURCE"), **target.env("WAREHOUSE"), "DK_SOURCE__NAME": "erp"}
+    loaded = docker_run(runner_image("postgres"), ["extract", "--all-tables"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    yield source, target
+    for generator in (source_gen, warehouse_gen):
+        next(generator, None)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    return runner_image("dbt")
+
+
+def dbt_env(target: Database) -> dict[str, str]:
+    return target.env("WAREHOUSE")
+
+
+def test_build_makes_gold_that_matches_the_source(
+    image: str, warehouse: tuple[Database, Database]
+) -> None:
+    source, target = warehouse
+    outcome = docker_run(image, ["build"], dbt_env(target))
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    result = last_json(outcome.stdout)
+    assert result["status"] == "succeeded"
+    output = result["output"]
+    assert output["tests"]["pass"] > 20 and output["tests"]["failing"] == []
+    assert any(n["unique_id"] == "model.datakit.fct_order_lines" for n in output["nodes"])
+    gold = target.execute(GOLD_PRICING_SUMMARY)
+    assert gold == source.execute(PRICING_SUMMARY_ON_SOURCE)
+    assert all(isinstance(value, Decimal) for value in gold[0][2:6])
+    password = target.server.password
+    assert password not in outcome.stdout + outcome.stderr
+
+
+def test_a_bad_select_exits_2(image: str, warehouse: tuple[Database, Database]) -> None:
+    outcome = docker_run(image, ["run", "--select", "no_such_model"], dbt_env(warehouse[1]))
+    assert outcome.returncode == 2, outcome.stderr[-3000:]
+    assert (
+        "`--select no_such_model` matches no node" in last_json(outcome.stdout)["error"]["message"]
+    )
+
+
+def test_an_unreachable_warehouse_exits_3(image: str, warehouse: tuple[Database, Database]) -> None:
+    env = {**dbt_env(warehouse[1]), "DK_WAREHOUSE__PORT": "1", "DK_WAREHOUSE__CONNECT_TIMEOUT": "3"}
+    outcome = docker_run(image, ["build"], env)
+    assert outcome.returncode == 3
+    assert "Cannot connect to the warehouse" in last_json(outcome.stdout)["error"]["message"]
+
+
+def test_a_failing_test_exits_1_and_is_named(
+    image: str, warehouse: tuple[Database, Database]
+) -> None:
+    target = warehouse[1]
+    target.execute("update bronze_erp.orders set o_orderstatus = 'X' where o_orderkey = 1")
+    outcome = docker_run(image, ["build", "--select", "stg_erp__orders"], dbt_env(target))
+    assert outcome.returncode == 1, outcome.stderr[-3000:]
+    result = last_json(outcome.stdout)
+    failing = result["output"]["tests"]["failing"]
+    assert any("accepted_values" in name for name in failing), failing
+    assert "accepted_values" in result["error"]["message"]
