@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: start the demo databases, seed the ERP source with TPC-H (DEMO_SCALE, default 0.1),
-# load it into Bronze with the Postgres runner image exactly as a user would `docker run` it, and
-# print what was loaded. Rerunning it reseeds the source and loads it again.
+# load it into Bronze with the Postgres runner image and build Silver and Gold with the dbt runner
+# image, each exactly as a user would `docker run` it, and print what each layer holds.
+# Rerunning it reseeds the source and runs the pipeline again.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,6 +10,7 @@ cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
 SCALE="${DEMO_SCALE:-0.1}"
 IMAGE="etl/postgres-runner:$(tr -d '[:space:]' < runners/postgres/VERSION)"
+DBT_IMAGE="etl/dbt-runner:$(tr -d '[:space:]' < runners/dbt/VERSION)"
 export DK_DEMO_SOURCE_PORT="${DK_DEMO_SOURCE_PORT:-54321}"
 export DK_DEMO_WAREHOUSE_PORT="${DK_DEMO_WAREHOUSE_PORT:-54322}"
 # Demo-only credentials, the same defaults as demo/docker-compose.yml.
@@ -36,9 +38,24 @@ docker run --rm --network host \
 code=$?
 set -e
 
+step "Building Silver and Gold: docker run $DBT_IMAGE build"
+dbt_result="$(mktemp)"
+trap 'rm -f "$result" "$dbt_result"' EXIT
+set +e
+docker run --rm --network host \
+  -e DK_WAREHOUSE__HOST=127.0.0.1 -e DK_WAREHOUSE__PORT="$DK_DEMO_WAREHOUSE_PORT" \
+  -e DK_WAREHOUSE__DBNAME=warehouse -e DK_WAREHOUSE__USER=warehouse -e DK_WAREHOUSE__PASSWORD \
+  -e DK_LOG_FORMAT=text "$DBT_IMAGE" build > "$dbt_result"
+dbt_code=$?
+set -e
+
 step "Result"
-"$PY" demo/report.py "$result" --port "$DK_DEMO_WAREHOUSE_PORT"
+"$PY" demo/report.py "$result" --dbt-result "$dbt_result" --port "$DK_DEMO_WAREHOUSE_PORT"
 if [[ $code -ne 0 && $code -ne 99 ]]; then
-  echo "The runner exited $code; see its log above." >&2
+  echo "The Postgres runner exited $code; see its log above." >&2
   exit "$code"
+fi
+if [[ $dbt_code -ne 0 ]]; then
+  echo "The dbt runner exited $dbt_code; see its log above." >&2
+  exit "$dbt_code"
 fi

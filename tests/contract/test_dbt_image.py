@@ -71,6 +71,20 @@ def test_build_makes_gold_that_matches_the_source(
     assert password not in outcome.stdout + outcome.stderr
 
 
+def test_source_freshness_fails_on_a_stale_bronze_table(
+    image: str, warehouse: tuple[Database, Database]
+) -> None:
+    target = warehouse[1]
+    fresh = docker_run(image, ["source-freshness"], dbt_env(target))
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    statuses = {n["unique_id"]: n["status"] for n in last_json(fresh.stdout)["output"]["nodes"]}
+    assert len(statuses) == 8 and set(statuses.values()) == {"pass"}
+    target.execute("update bronze_erp.region set _dk_loaded_at = now() - interval '3 days'")
+    stale = docker_run(image, ["source-freshness"], dbt_env(target))
+    assert stale.returncode == 1
+    assert last_json(stale.stdout)["output"]["failed"] == ["source.datakit.erp.region"]
+
+
 def test_a_bad_select_exits_2(image: str, warehouse: tuple[Database, Database]) -> None:
     outcome = docker_run(image, ["run", "--select", "no_such_model"], dbt_env(warehouse[1]))
     assert outcome.returncode == 2, outcome.stderr[-3000:]

@@ -65,13 +65,18 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
         "--log-format", current_format(),  # dbt's log lines match the runner's
     ]  # fmt: skip
+    if not sys.stderr.isatty():
+        args.append("--no-use-colors")  # no terminal escapes in files and log collectors
     log.info("dbt %s", " ".join(command + selection.args()))
     _export_profile_environment(config)
     from dbt.cli.main import dbtRunner  # imported late: dbt takes a second to import
 
     with redirect_stdout(sys.stderr):  # stdout carries only the RunResult line
         outcome = dbtRunner().invoke(args)
-    nodes = _read_run_results(work / "target" / "run_results.json")
+    # `source freshness` writes sources.json; every other command writes run_results.json.
+    nodes = _read_run_results(work / "target" / "run_results.json") or _read_run_results(
+        work / "target" / "sources.json"
+    )
     output = _summarise(command, nodes)
     if outcome.exception is not None:
         raise _classify(outcome.exception)
@@ -133,6 +138,7 @@ def _read_run_results(path: Path) -> list[dict[str, Any]]:
             "execution_time_s": round(r.get("execution_time") or 0.0, 3),
             "failures": r.get("failures"),
             "message": r.get("message"),
+            "max_loaded_at": r.get("max_loaded_at"),
         }
         for r in results
     ]
