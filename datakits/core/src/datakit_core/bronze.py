@@ -211,8 +211,8 @@ def _execute(
         log.info("%s: no rows above watermark `%s`", spec.name, plan.watermark_before)
         return result
     warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
-    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
     expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
+    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
     progress = Progress(spec.name, total_rows=expected or plan.source.row_estimate, log=log)
     stamp = Stamp(run_id, source.name)
     if spec.mode is LoadMode.FULL_REFRESH:
