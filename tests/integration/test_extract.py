@@ -215,6 +215,80 @@ def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
     ) == [(7, "999.99"), (8, "999.99")]
 
 
+MERGE_WITH_DELETES = ["extract", "--table", "orders", "--mode", "incremental", "--cursor",
+                      "updated_at", "--strategy", "merge", "--deletes", "mark"]  # fmt: skip
+
+
+def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 100)
+    assert runner(*MERGE_WITH_DELETES).code == 0
+    source_db.execute(
+        "delete from orders where id in (3, 4);"
+        "update orders set amount = 1, updated_at = '2030-01-01' where id = 5"
+    )
+    outcome = runner(*MERGE_WITH_DELETES)
+    assert outcome.code == 0, outcome.stderr
+    table = outcome.result["tables"][0]
+    assert (table["rows_read"], table["rows_replaced"], table["rows_deleted"]) == (1, 1, 2)
+    marked = warehouse_db.execute(
+        "select id, _dk_run_id::text = %s, _dk_loaded_at = _dk_deleted_at "
+        "from bronze_erp.orders where _dk_deleted_at is not null order by id",
+        (outcome.result["run_id"],),
+    )
+    assert marked == [(3, True, True), (4, True, True)]
+    assert warehouse_db.execute(
+        "select rows_deleted from datakit.runs where run_id = %s", (outcome.result["run_id"],)
+    ) == [(2,)]
+
+    # Nothing new and nothing deleted: exit 99, and the marks stay as they were.
+    again = runner(*MERGE_WITH_DELETES)
+    assert again.code == 99, again.stderr
+    assert warehouse_db.execute(
+        "select count(*) from bronze_erp.orders where _dk_deleted_at is not null"
+    ) == [(2,)]
+
+    # A delete alone (no new cursor values) is work: the row is marked, the watermark kept.
+    watermark = table["watermark_after"]
+    source_db.execute("delete from orders where id = 6")
+    only_delete = runner(*MERGE_WITH_DELETES)
+    assert only_delete.code == 0, only_delete.stderr
+    assert only_delete.result["tables"][0]["rows_deleted"] == 1
+    assert only_delete.result["tables"][0]["watermark_after"] == watermark
+
+    # A key that comes back is merged in live again.
+    source_db.execute(
+        "insert into orders (id, customer, amount, updated_at) values (3, 'back', 3, '2031-01-01')"
+    )
+    assert runner(*MERGE_WITH_DELETES).code == 0
+    assert warehouse_db.execute(
+        "select id, customer from bronze_erp.orders where _dk_deleted_at is null and id in (3, 4)"
+    ) == [(3, "back")]
+
+
+def test_deletes_mark_without_merge_is_a_config_error(runner: Runner, source_db: Database) -> None:
+    seed_orders(source_db, 1)
+    outcome = runner("extract", "--table", "orders", "--deletes", "mark")
+    assert outcome.code == 2
+    assert "`deletes: mark` needs mode `incremental` with strategy `merge`" in outcome.stderr
+
+
+def test_a_bronze_table_without_deleted_at_gains_the_column(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    seed_orders(source_db, 10)
+    assert runner(*MERGE_WITH_DELETES).code == 0
+    warehouse_db.execute("alter table bronze_erp.orders drop column _dk_deleted_at")
+    source_db.execute("delete from orders where id = 1")
+    outcome = runner(*MERGE_WITH_DELETES)
+    assert outcome.code == 0, outcome.stderr
+    assert "add metadata column `_dk_deleted_at`" in outcome.result["tables"][0]["schema_changes"]
+    assert warehouse_db.execute(
+        "select id from bronze_erp.orders where _dk_deleted_at is not null"
+    ) == [(1,)]
+
+
 def test_snapshot_appends_a_stamped_copy_each_run(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:

@@ -39,14 +39,21 @@ def test_does_not_hold(wide: str, narrow: str) -> None:
 
 
 def test_plan_adds_widens_keeps_and_casts() -> None:
-    existing = {"id": "integer", "name": "text", "gone": "date", "_dk_loaded_at": "timestamptz"}
+    # A table made before `_dk_deleted_at` existed: it gains the metadata column too.
+    existing = {"id": "integer", "name": "text", "gone": "date", "_dk_loaded_at": "timestamptz",
+                "_dk_run_id": "uuid", "_dk_source": "text"}  # fmt: skip
     source = (Column("id", "bigint"), Column("name", "character varying(9)"), Column("new", "uuid"))
     plan = plan_schema("bronze_x.t", existing, source)
     assert plan.columns == (Column("id", "bigint"), Column("name", "text"), Column("new", "uuid"))
     assert plan.added == (Column("new", "uuid"),)
     assert plan.widened == (Column("id", "bigint"),)
     assert plan.kept == (Column("gone", "date"),)
-    assert plan.changes == ["add column `new` uuid", "widen column `id` to bigint"]
+    assert plan.missing_metadata == ("_dk_deleted_at",)
+    assert plan.changes == [
+        "add column `new` uuid",
+        "widen column `id` to bigint",
+        "add metadata column `_dk_deleted_at`",
+    ]
 
 
 def test_plan_lists_every_incompatible_column() -> None:

@@ -10,6 +10,7 @@ Modes:
   (truncate + copy, still one transaction): readers wait for the commit rather than break.
 - incremental: rows whose cursor is above the watermark and at most the source's current
   maximum; `append` copies them into Bronze, `merge` replaces each key's row with its new version.
+  With `deletes: mark`, a merge also stamps `_dk_deleted_at` on rows whose key left the source.
 - snapshot: append a full copy; `_dk_loaded_at` tells the copies apart.
 """
 
@@ -28,7 +29,14 @@ from psycopg import sql
 
 from datakit_core import state
 from datakit_core.errors import DatakitError, JobFailed, TransientError
-from datakit_core.job import LoadMode, Strategy, TableSpec, bronze_schema, bronze_table_name
+from datakit_core.job import (
+    Deletes,
+    LoadMode,
+    Strategy,
+    TableSpec,
+    bronze_schema,
+    bronze_table_name,
+)
 from datakit_core.logs import Progress
 from datakit_core.pgcopy import Block, relay
 from datakit_core.result import TableResult
@@ -110,8 +118,13 @@ class TablePlan:
         return f"{self.target_schema}.{self.target_table}"
 
     @property
-    def has_work(self) -> bool:
+    def has_new_rows(self) -> bool:
         return self.spec.mode is not LoadMode.INCREMENTAL or self.watermark_upto is not None
+
+    @property
+    def has_work(self) -> bool:
+        """New rows to copy, or Bronze rows to check against the source's keys for deletes."""
+        return self.has_new_rows or (self.spec.deletes is Deletes.MARK and self.target_exists)
 
     @property
     def rows(self) -> RowRange:
@@ -164,8 +177,9 @@ def load_table(
                 (ctx.run_id, source.name),
             )
             state.lock_table(warehouse, key, ctx.lock_timeout_s)
+            stamp = _stamp(warehouse, ctx.run_id, source.name)
             plan = make_plan(warehouse, source, spec, ctx.tenant)
-            result = _execute(warehouse, source, plan, ctx.run_id)
+            result = _execute(warehouse, source, plan, stamp)
             result.duration_s = round(time.monotonic() - clock, 3)
             if plan.cursor and result.status == "succeeded":
                 state.write_watermark(
@@ -192,7 +206,7 @@ def load_table(
 
 
 def _execute(
-    warehouse: psycopg.Connection, source: Source, plan: TablePlan, run_id: str
+    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp
 ) -> TableResult:
     spec = plan.spec
     result = TableResult(
@@ -211,54 +225,62 @@ def _execute(
         log.info("%s: no rows above watermark `%s`", spec.name, plan.watermark_before)
         return result
     warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
-    expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
-    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
-    progress = Progress(spec.name, total_rows=expected or plan.source.row_estimate, log=log)
-    stamp = Stamp(run_id, source.name)
-    if spec.mode is LoadMode.FULL_REFRESH:
-        result.rows_read = _full_refresh(warehouse, plan, blocks, progress, stamp)
+    if not plan.has_new_rows:  # only the delete check has work to do
+        result.watermark_after = plan.watermark_before
+        _prepare_target(warehouse, plan)
+    elif spec.mode is LoadMode.FULL_REFRESH:
+        result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan), stamp)
     elif spec.strategy is Strategy.MERGE:
-        result.rows_read, result.rows_replaced = _merge(warehouse, plan, blocks, progress, stamp)
+        result.rows_read, result.rows_replaced = _merge(warehouse, plan, _rows(source, plan), stamp)
     else:
         _prepare_target(warehouse, plan)
-        result.rows_read = _copy_into(
-            warehouse, plan.target_schema, plan.target_table, plan, blocks, progress
-        )
+        target = _qualified(plan.target_schema, plan.target_table)
+        blocks, progress = _rows(source, plan)
+        result.rows_read = _copy_into(warehouse, target, plan.schema_plan.columns, blocks, progress)
     result.rows_written = result.rows_read
+    if spec.deletes is Deletes.MARK:
+        result.rows_deleted = _mark_deleted(warehouse, source, plan, stamp)
+        if not plan.has_new_rows and not result.rows_deleted:
+            result.status = "nothing_to_do"
     return result
 
 
+RowStream = tuple[Iterator[Block], Progress]
+
+
+def _rows(source: Source, plan: TablePlan) -> RowStream:
+    """The rows this run copies, as a COPY stream, and the progress that reports on it."""
+    expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
+    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
+    return blocks, Progress(
+        plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log
+    )
+
+
 def _full_refresh(
-    warehouse: psycopg.Connection,
-    plan: TablePlan,
-    blocks: Iterator[Block],
-    progress: Progress,
-    stamp: Stamp,
+    warehouse: psycopg.Connection, plan: TablePlan, rows: RowStream, stamp: Stamp
 ) -> int:
     schema, live = plan.target_schema, plan.target_table
+    columns = plan.schema_plan.columns
     if plan.target_exists and _has_dependent_views(warehouse, schema, live):
         log.info("%s.%s has dependent views: reloading it in place", schema, live)
         _prepare_target(warehouse, plan)
         warehouse.execute(sql.SQL("truncate {}").format(_qualified(schema, live)))
-        return _copy_into(warehouse, schema, live, plan, blocks, progress)
+        return _copy_into(warehouse, _qualified(schema, live), columns, *rows)
     aside = f"{live[:50]}__dk_new"
     _create_table(warehouse, schema, aside, _bronze_columns(plan))
     _set_metadata_defaults(warehouse, _qualified(schema, aside), stamp)
-    rows = _copy_into(warehouse, schema, aside, plan, blocks, progress)
+    copied = _copy_into(warehouse, _qualified(schema, aside), columns, *rows)
     _set_metadata_defaults(warehouse, _qualified(schema, aside), None)
     warehouse.execute(sql.SQL("drop table if exists {}").format(_qualified(schema, live)))
     warehouse.execute(
         sql.SQL("alter table {} rename to {}").format(_qualified(schema, aside), _ident(live))
     )
-    return rows
+    return copied
 
 
 def _merge(
-    warehouse: psycopg.Connection,
-    plan: TablePlan,
-    blocks: Iterator[Block],
-    progress: Progress,
-    stamp: Stamp,
+    warehouse: psycopg.Connection, plan: TablePlan, rows: RowStream, stamp: Stamp
 ) -> tuple[int, int]:
     _prepare_target(warehouse, plan)
     target = _qualified(plan.target_schema, plan.target_table)
@@ -273,15 +295,61 @@ def _merge(
         )
     )
     _set_metadata_defaults(warehouse, _ident("_dk_stage"), stamp)
-    rows = _copy_into(warehouse, None, "_dk_stage", plan, blocks, progress)
-    match = sql.SQL(" and ").join(
-        sql.SQL("t.{0} = s.{0}").format(_ident(k)) for k in plan.primary_key
-    )
+    copied = _copy_into(warehouse, _ident("_dk_stage"), plan.schema_plan.columns, *rows)
     replaced = warehouse.execute(
-        sql.SQL("delete from {} t using _dk_stage s where {}").format(target, match)
+        sql.SQL("delete from {} t using _dk_stage s where {}").format(
+            target, _key_match(plan.primary_key, "t", "s")
+        )
     ).rowcount
     warehouse.execute(sql.SQL("insert into {} select * from _dk_stage").format(target))
-    return rows, replaced
+    return copied, replaced
+
+
+def _mark_deleted(
+    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp
+) -> int:
+    """Stamp `_dk_deleted_at` on live Bronze rows whose key the source no longer has.
+
+    A cursor never sees a delete, so the source's keys, read in the same snapshot as the rows,
+    are streamed into a temporary table and compared with Bronze. Marked rows also get this
+    run's `_dk_loaded_at` and `_dk_run_id`, so readers that follow `_dk_loaded_at` (incremental
+    Silver models) see the delete as a change. A key that comes back is merged in unmarked.
+    """
+    keys = plan.schema_plan.key_columns(plan.primary_key)
+    definitions = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.type)) for c in keys
+    )
+    warehouse.execute(
+        sql.SQL("create temp table _dk_source_keys ({}) on commit drop").format(definitions)
+    )
+    progress = Progress(f"{plan.spec.name} (keys)", total_rows=plan.source.row_estimate, log=log)
+    blocks = source.copy_blocks(plan.source, keys, RowRange())
+    _copy_into(warehouse, _ident("_dk_source_keys"), keys, blocks, progress)
+    warehouse.execute("analyze _dk_source_keys")  # a temp table has no statistics otherwise
+    marked = warehouse.execute(
+        sql.SQL(
+            "update {} t set _dk_deleted_at = {loaded_at}, _dk_loaded_at = {loaded_at}, "
+            "_dk_run_id = {}::uuid, _dk_source = {} "
+            "where t._dk_deleted_at is null "
+            "and not exists (select from _dk_source_keys k where {})"
+        ).format(
+            _qualified(plan.target_schema, plan.target_table),
+            sql.Literal(stamp.run_id),
+            sql.Literal(stamp.source),
+            _key_match(plan.primary_key, "t", "k"),
+            loaded_at=sql.Literal(stamp.loaded_at),
+        )
+    ).rowcount
+    if marked:
+        log.info("%s: marked %s rows deleted in the source", plan.target, f"{marked:,}")
+    return marked
+
+
+def _key_match(keys: tuple[str, ...], left: str, right: str) -> sql.Composable:
+    return sql.SQL(" and ").join(
+        sql.SQL("{}.{} = {}.{}").format(_ident(left), _ident(k), _ident(right), _ident(k))
+        for k in keys
+    )
 
 
 def _prepare_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
@@ -290,6 +358,13 @@ def _prepare_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
         _create_table(warehouse, plan.target_schema, plan.target_table, _bronze_columns(plan))
         return
     table = _qualified(plan.target_schema, plan.target_table)
+    for name in plan.schema_plan.missing_metadata:
+        type_, default = METADATA_COLUMNS[name]
+        warehouse.execute(
+            sql.SQL("alter table {} add column {} {} default {}").format(
+                table, _ident(name), sql.SQL(type_), sql.SQL(default)
+            )
+        )
     for column in plan.schema_plan.added:
         warehouse.execute(
             sql.SQL("alter table {} add column {} {}").format(
@@ -334,6 +409,22 @@ class Stamp:
 
     run_id: str
     source: str
+    loaded_at: datetime
+
+
+def _stamp(warehouse: psycopg.Connection, run_id: str, source: str) -> Stamp:
+    """Fix the run's `_dk_loaded_at`: the time the table's lock was granted.
+
+    Not `now()` (the transaction's start): a run that began first but waited for the lock would
+    stamp its rows earlier than the run it waited for, and a reader that follows
+    `_dk_loaded_at` (incremental Silver) could already have moved past them. Runs of a table
+    hold its lock in turn, so lock-grant times only grow.
+    """
+    row = warehouse.execute(
+        "select clock_timestamp(), set_config('datakit.loaded_at', clock_timestamp()::text, true)"
+    ).fetchone()
+    assert row is not None
+    return Stamp(run_id, source, row[0])
 
 
 def _set_metadata_defaults(
@@ -345,33 +436,36 @@ def _set_metadata_defaults(
     slower than constants (measured on 3 M rows), so the side table of a full refresh and the
     merge stage are loaded with constants; a table that lives on keeps the generic defaults.
     """
-    run_id: sql.Composable
-    source: sql.Composable
+    names = ("_dk_loaded_at", "_dk_run_id", "_dk_source")
+    defaults: list[sql.Composable]
     if stamp is None:
-        run_id = sql.SQL(METADATA_COLUMNS["_dk_run_id"][1])
-        source = sql.SQL(METADATA_COLUMNS["_dk_source"][1])
+        defaults = [sql.SQL(METADATA_COLUMNS[name][1]) for name in names]
     else:
-        run_id = sql.SQL("{}::uuid").format(sql.Literal(stamp.run_id))
-        source = sql.Literal(stamp.source)
+        defaults = [
+            sql.Literal(stamp.loaded_at),
+            sql.SQL("{}::uuid").format(sql.Literal(stamp.run_id)),
+            sql.Literal(stamp.source),
+        ]
     warehouse.execute(
-        sql.SQL(
-            "alter table {} alter column _dk_run_id set default {}, "
-            "alter column _dk_source set default {}"
-        ).format(table, run_id, source)
+        sql.SQL("alter table {} {}").format(
+            table,
+            sql.SQL(", ").join(
+                sql.SQL("alter column {} set default {}").format(_ident(name), default)
+                for name, default in zip(names, defaults, strict=True)
+            ),
+        )
     )
 
 
 def _copy_into(
     warehouse: psycopg.Connection,
-    schema: str | None,
-    name: str,
-    plan: TablePlan,
+    table: sql.Identifier,
+    columns: tuple[Column, ...],
     blocks: Iterator[Block],
     progress: Progress,
 ) -> int:
-    table = _qualified(schema, name) if schema else _ident(name)
-    columns = sql.SQL(", ").join(_ident(c.name) for c in plan.schema_plan.columns)
-    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(table, columns)
+    names = sql.SQL(", ").join(_ident(c.name) for c in columns)
+    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(table, names)
     return relay(blocks, warehouse, statement, progress)
 
 
@@ -442,6 +536,7 @@ def _ledger(
     return state.LedgerEntry(
         run_id=ctx.run_id, key=key, target=result.target, mode=result.mode, status=result.status,
         rows_read=result.rows_read, rows_written=result.rows_written,
+        rows_deleted=result.rows_deleted,
         watermark_before=result.watermark_before, watermark_after=result.watermark_after,
         runner=ctx.runner, image_version=ctx.image_version, started_at=started_at,
         finished_at=datetime.now(UTC), error=result.error,

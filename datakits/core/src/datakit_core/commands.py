@@ -23,6 +23,7 @@ from datakit_core.connection import PostgresConnection, connect
 from datakit_core.errors import ConfigError
 from datakit_core.job import (
     NAME_PATTERN,
+    Deletes,
     ExtractConfig,
     LoadMode,
     Strategy,
@@ -197,6 +198,10 @@ def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--primary-key", "primary_key", multiple=True, help="Key column for merge (repeatable)."
         ),
         click.option(
+            "--deletes", type=click.Choice([d.value for d in Deletes]),
+            help="With merge: `mark` stamps _dk_deleted_at on rows whose key left the source.",
+        ),
+        click.option(
             "--lock-timeout", "lock_timeout_s", type=float,
             help="Seconds to wait while another run loads a table, then exit 3.",
         ),
@@ -206,7 +211,7 @@ def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-_TABLE_FLAGS = ("mode", "cursor", "strategy", "primary_key")
+_TABLE_FLAGS = ("mode", "cursor", "strategy", "primary_key", "deletes")
 
 
 def _table_settings(flags: dict[str, Any]) -> dict[str, Any]:
@@ -287,10 +292,11 @@ def _describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
         "strategy": plan.spec.strategy.value if plan.spec.mode is LoadMode.INCREMENTAL else None,
         "cursor": plan.cursor,
         "primary_key": list(plan.primary_key),
+        "deletes": plan.spec.deletes.value,
         "watermark_before": plan.watermark_before,
         "watermark_upto": plan.watermark_upto,
         "has_work": plan.has_work,
-        "row_estimate": source.estimate_rows(plan.source, plan.rows) if plan.has_work else 0,
+        "row_estimate": source.estimate_rows(plan.source, plan.rows) if plan.has_new_rows else 0,
         "sql": source.copy_statement(plan.source, columns, plan.rows),
         "target_ddl": ddl,
     }

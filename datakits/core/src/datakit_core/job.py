@@ -26,6 +26,11 @@ class Strategy(StrEnum):
     MERGE = "merge"
 
 
+class Deletes(StrEnum):
+    IGNORE = "ignore"
+    MARK = "mark"
+
+
 class TableSpec(BaseModel):
     """One source table and how it lands in Bronze."""
 
@@ -57,6 +62,12 @@ class TableSpec(BaseModel):
         default=None,
         description="Key columns for `merge`; defaults to the source table's primary key.",
     )
+    deletes: Deletes = Field(
+        default=Deletes.IGNORE,
+        description="For `incremental` + `merge`: `mark` compares the source's keys with Bronze "
+        "on every run and stamps `_dk_deleted_at` on rows whose key is gone from the source (a "
+        "cursor never sees a delete); `ignore` leaves such rows as they were.",
+    )
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TableSpec:
@@ -68,6 +79,11 @@ class TableSpec(BaseModel):
         if self.strategy is Strategy.MERGE and self.mode is not LoadMode.INCREMENTAL:
             raise ValueError(
                 f"table `{self.name}`: strategy `merge` only applies to mode `incremental`"
+            )
+        if self.deletes is Deletes.MARK and self.strategy is not Strategy.MERGE:
+            raise ValueError(
+                f"table `{self.name}`: `deletes: mark` needs mode `incremental` with strategy "
+                "`merge` (a full_refresh drops deleted rows by itself)"
             )
         return self
 

@@ -43,6 +43,11 @@ class TableResult(BaseModel):
     rows_read: int = 0
     rows_written: int = 0
     rows_replaced: int = Field(default=0, description="Existing rows replaced by a `merge`.")
+    rows_deleted: int = Field(
+        default=0,
+        description="Bronze rows marked deleted (`_dk_deleted_at`) because their key left the "
+        "source (`deletes: mark`).",
+    )
     watermark_before: str | None = None
     watermark_after: str | None = None
     schema_changes: list[str] = Field(default_factory=list)

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from datakit_core.errors import SchemaDriftError
 
 # name → (type, default). The defaults read the run's session settings, so a row appended by any
-# run is stamped with that run; `now()` is the transaction's start, the same for every row.
+# run is stamped with that run (`datakit.loaded_at`: when the run got the table's lock).
+# `_dk_deleted_at` stays null unless the table tracks deletes (`deletes: mark`).
 METADATA_COLUMNS = {
-    "_dk_loaded_at": ("timestamptz not null", "now()"),
+    "_dk_loaded_at": (
+        "timestamptz not null",
+        "coalesce(nullif(current_setting('datakit.loaded_at', true), '')::timestamptz, now())",
+    ),
     "_dk_run_id": ("uuid", "(nullif(current_setting('datakit.run_id', true), ''))::uuid"),
     "_dk_source": ("text", "nullif(current_setting('datakit.source', true), '')"),
+    "_dk_deleted_at": ("timestamptz", "null"),
 }
 
 
@@ -67,12 +72,21 @@ class SchemaPlan:
     added: tuple[Column, ...] = ()
     widened: tuple[Column, ...] = ()  # new (wider) types of existing columns
     kept: tuple[Column, ...] = ()  # Bronze columns the source no longer has (left NULL)
+    # Metadata columns a table made by an older runner lacks; they are added like new columns.
+    missing_metadata: tuple[str, ...] = ()
 
     @property
     def changes(self) -> list[str]:
-        return [f"add column `{c.name}` {c.type}" for c in self.added] + [
-            f"widen column `{c.name}` to {c.type}" for c in self.widened
-        ]
+        return (
+            [f"add column `{c.name}` {c.type}" for c in self.added]
+            + [f"widen column `{c.name}` to {c.type}" for c in self.widened]
+            + [f"add metadata column `{name}`" for name in self.missing_metadata]
+        )
+
+    def key_columns(self, names: tuple[str, ...]) -> tuple[Column, ...]:
+        """The columns `names`, in that order, typed as they land in Bronze."""
+        by_name = {c.name: c for c in self.columns}
+        return tuple(by_name[name] for name in names)
 
 
 def plan_schema(
@@ -113,7 +127,8 @@ def plan_schema(
         Column(name, type_) for name, type_ in existing.items()
         if name not in source_names and name not in METADATA_COLUMNS
     )  # fmt: skip
-    return SchemaPlan(tuple(columns), tuple(added), tuple(widened), kept)
+    missing_metadata = tuple(name for name in METADATA_COLUMNS if name not in existing)
+    return SchemaPlan(tuple(columns), tuple(added), tuple(widened), kept, missing_metadata)
 
 
 _INTEGER_RANK = {"smallint": 1, "integer": 2, "bigint": 3}

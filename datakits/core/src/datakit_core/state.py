@@ -41,6 +41,7 @@ create table if not exists datakit.runs (
     status text not null,
     rows_read bigint not null default 0,
     rows_written bigint not null default 0,
+    rows_deleted bigint not null default 0,
     watermark_before text,
     watermark_after text,
     runner text not null,
@@ -51,6 +52,8 @@ create table if not exists datakit.runs (
     primary key (run_id, table_name)
 );
 create index if not exists runs_by_table on datakit.runs (tenant, source, table_name, started_at);
+-- added after 0.1.0: ledgers created before it gain the column
+alter table datakit.runs add column if not exists rows_deleted bigint not null default 0;
 """
 
 # Any constant distinct from the table-lock keys; it serialises the first-run DDL.
@@ -84,6 +87,7 @@ class LedgerEntry:
     status: str
     rows_read: int
     rows_written: int
+    rows_deleted: int
     watermark_before: str | None
     watermark_after: str | None
     runner: str
@@ -96,8 +100,8 @@ class LedgerEntry:
 def ensure_state_schema(conn: psycopg.Connection) -> None:
     """Create the `datakit` schema on first use; concurrent first runs take turns."""
     row = conn.execute(
-        "select to_regclass('datakit.state') is not null"
-        " and to_regclass('datakit.runs') is not null"
+        "select to_regclass('datakit.state') is not null and exists (select from pg_attribute"
+        " where attrelid = to_regclass('datakit.runs') and attname = 'rows_deleted')"
     ).fetchone()
     if row and row[0]:
         return
@@ -176,14 +180,14 @@ def record_run(conn: psycopg.Connection, entry: LedgerEntry) -> None:
     conn.execute(
         """
         insert into datakit.runs (run_id, tenant, source, table_name, target, mode, status,
-            rows_read, rows_written, watermark_before, watermark_after, runner, image_version,
-            started_at, finished_at, error)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            rows_read, rows_written, rows_deleted, watermark_before, watermark_after, runner,
+            image_version, started_at, finished_at, error)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (run_id, table_name) do nothing
         """,
         (
             entry.run_id, entry.key.tenant, entry.key.source, entry.key.table, entry.target,
-            entry.mode, entry.status, entry.rows_read, entry.rows_written,
+            entry.mode, entry.status, entry.rows_read, entry.rows_written, entry.rows_deleted,
             entry.watermark_before, entry.watermark_after, entry.runner, entry.image_version,
             entry.started_at, entry.finished_at, entry.error,
         ),
