@@ -29,13 +29,15 @@ def row_count(conn: psycopg.Connection, schema: str, table: str) -> int:
 def report_bronze(conn: psycopg.Connection, result: dict[str, Any]) -> None:
     click.echo("Bronze (etl/postgres-runner)")
     click.echo(
-        f"  {'table':<12} {'mode':<13} {'status':<14} {'rows':>10} {'in Bronze':>10} {'s':>7}"
+        f"  {'table':<12} {'mode':<13} {'status':<14} {'rows':>10} {'replaced':>9} "
+        f"{'deleted':>8} {'in Bronze':>10} {'s':>7}"
     )
     for table in result["tables"]:
         schema, name = table["target"].split(".", 1)
         click.echo(
             f"  {table['table']:<12} {table['mode']:<13} {table['status']:<14} "
-            f"{table['rows_written']:>10,} {row_count(conn, schema, name):>10,} "
+            f"{table['rows_written']:>10,} {table.get('rows_replaced', 0):>9,} "
+            f"{table.get('rows_deleted', 0):>8,} {row_count(conn, schema, name):>10,} "
             f"{table['duration_s']:>7.2f}"
         )
     click.echo(

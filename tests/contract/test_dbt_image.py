@@ -104,10 +104,54 @@ def test_a_failing_test_exits_1_and_is_named(
     image: str, warehouse: tuple[Database, Database]
 ) -> None:
     target = warehouse[1]
-    target.execute("update bronze_erp.orders set o_orderstatus = 'X' where o_orderkey = 1")
+    # A bad value arrives in Bronze, as a load would bring it (a new `_dk_loaded_at`).
+    target.execute(
+        "update bronze_erp.orders set o_orderstatus = 'X', _dk_loaded_at = clock_timestamp() "
+        "where o_orderkey = 1"
+    )
     outcome = docker_run(image, ["build", "--select", "stg_erp__orders"], dbt_env(target))
     assert outcome.returncode == 1, outcome.stderr[-3000:]
     result = last_json(outcome.stdout)
     failing = result["output"]["tests"]["failing"]
     assert any("accepted_values" in name for name in failing), failing
     assert "accepted_values" in result["error"]["message"]
+
+
+@pytest.fixture
+def baked_dbname_warehouse(
+    pg_servers: tuple[Server, Server], warehouse: tuple[Database, Database]
+) -> Iterator[Database]:
+    """Database `warehouse` (the image's pre-parsed name) holding Bronze `region`; cleaned up."""
+    source, server = warehouse[0], pg_servers[1]
+    with server.connect(autocommit=True) as conn:
+        created = not conn.execute(
+            "select 1 from pg_database where datname = 'warehouse'"
+        ).fetchall()
+        if created:
+            conn.execute("create database warehouse")
+    target = Database(server, "warehouse")
+    env = {**source.env("SOURCE"), **target.env("WAREHOUSE"), "DK_SOURCE__NAME": "erp"}
+    loaded = docker_run(runner_image("postgres"), ["extract", "--table", "region"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    yield target
+    if created:
+        with server.connect(autocommit=True) as conn:
+            conn.execute("drop database warehouse with (force)")
+    else:
+        target.execute("drop schema if exists bronze_erp, silver, datakit cascade")
+
+
+def test_runs_use_the_pre_parsed_manifest_when_their_inputs_match(
+    image: str, warehouse: tuple[Database, Database], baked_dbname_warehouse: Database
+) -> None:
+    args = ["run", "--select", "stg_erp__regions"]
+    baked = docker_run(image, args, dbt_env(baked_dbname_warehouse))
+    assert baked.returncode == 0, baked.stderr[-3000:]
+    assert "using the image's pre-parsed manifest" in baked.stderr
+    assert baked_dbname_warehouse.execute("select count(*) from silver.stg_erp__regions") == [(5,)]
+
+    parsed = docker_run(image, args, dbt_env(warehouse[1]))
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    assert "parsing the project: `dbname` differ(s)" in parsed.stderr
+    nodes = [n["unique_id"] for n in last_json(parsed.stdout)["output"]["nodes"]]
+    assert nodes == [n["unique_id"] for n in last_json(baked.stdout)["output"]["nodes"]]

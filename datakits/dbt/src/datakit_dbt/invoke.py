@@ -21,6 +21,7 @@ from typing import Any
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, JobFailed, TransientError
 from datakit_core.logs import current_format
+from datakit_dbt.baked import load_manifest
 from datakit_dbt.config import DbtRunnerConfig
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,12 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
     if not sys.stderr.isatty():
         args.append("--no-use-colors")  # no terminal escapes in files and log collectors
     log.info("dbt %s", " ".join(command + selection.args()))
-    _export_profile_environment(config)
+    export_profile_environment(config)
     from dbt.cli.main import dbtRunner  # imported late: dbt takes a second to import
 
+    manifest = load_manifest(config, selection.vars)
     with redirect_stdout(sys.stderr):  # stdout carries only the RunResult line
-        outcome = dbtRunner().invoke(args)
+        outcome = dbtRunner(manifest=manifest).invoke(args)
     # `source freshness` writes sources.json; every other command writes run_results.json.
     nodes = _read_run_results(work / "target" / "run_results.json") or _read_run_results(
         work / "target" / "sources.json"
@@ -112,7 +114,7 @@ def _check_project(config: DbtRunnerConfig) -> None:
         )
 
 
-def _export_profile_environment(config: DbtRunnerConfig) -> None:
+def export_profile_environment(config: DbtRunnerConfig) -> None:
     """The profile reads only these variables; they come from the validated config."""
     warehouse = config.warehouse
     os.environ.update({

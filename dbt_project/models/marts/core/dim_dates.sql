@@ -4,10 +4,12 @@ with
 
 orders as (
     select * from {{ ref('stg_erp__orders') }}
+    where deleted_at is null
 ),
 
 lineitems as (
     select * from {{ ref('stg_erp__lineitems') }}
+    where deleted_at is null
 ),
 
 bounds as (

@@ -1,15 +1,20 @@
--- One row per order line with its order's header fields and the line's money.
+-- One row per live order line with its order's header fields and the line's money.
 --
--- Incremental: each run merges (delete + insert on the key) the lines whose line or order
--- changed since the newest change already here. `updated_at` is the later of the two, so a
--- change to an order's header re-emits its lines too.
+-- Incremental: a run rebuilds the lines whose line was loaded into Silver after the newest
+-- `line_loaded_at` here, or whose order after the newest `order_loaded_at` (index lookups, not a
+-- scan of every line), and first deletes the lines whose line or order became a tombstone since
+-- (see delete_gone_order_lines). One watermark per Silver table: loads of different tables can
+-- commit in any order, so a single combined watermark could step over a late one.
 {{ config(
     materialized='incremental',
+    incremental_strategy='delete+insert',
     unique_key=['order_id', 'line_number'],
     on_schema_change='append_new_columns',
+    pre_hook="{{ delete_gone_order_lines() }}",
     indexes=[
         {'columns': ['order_id', 'line_number'], 'unique': true},
-        {'columns': ['updated_at']},
+        {'columns': ['line_loaded_at']},
+        {'columns': ['order_loaded_at']},
     ],
 ) }}
 
@@ -22,6 +27,20 @@ lineitems as (
 orders as (
     select * from {{ ref('stg_erp__orders') }}
 ),
+
+{% if is_incremental() %}
+changed_lines as (
+    select order_id, line_number
+    from lineitems
+    where loaded_at > (select coalesce(max(line_loaded_at), '-infinity') from {{ this }})
+    union
+    select lineitems.order_id, lineitems.line_number
+    from orders
+    inner join lineitems
+        on orders.order_id = lineitems.order_id
+    where orders.loaded_at > (select coalesce(max(order_loaded_at), '-infinity') from {{ this }})
+),
+{% endif %}
 
 order_lines as (
     select
@@ -46,23 +65,23 @@ order_lines as (
         lineitems.extended_price * (1 - lineitems.discount) as net_revenue,
         lineitems.extended_price * (1 - lineitems.discount) * (1 + lineitems.tax) as charge,
         lineitems.receipt_date > lineitems.commit_date as is_late,
-        greatest(lineitems.updated_at, orders.updated_at) as updated_at
+        greatest(lineitems.updated_at, orders.updated_at) as updated_at,
+        lineitems.loaded_at as line_loaded_at,
+        orders.loaded_at as order_loaded_at
     from lineitems
     inner join orders
         on lineitems.order_id = orders.order_id
-),
-
-changed as (
-    select * from order_lines
     {% if is_incremental() %}
-    where updated_at > (
-        select coalesce(max(updated_at), '-infinity'::timestamptz) from {{ this }}
-    )
+    inner join changed_lines
+        on lineitems.order_id = changed_lines.order_id
+        and lineitems.line_number = changed_lines.line_number
     {% endif %}
+    where lineitems.deleted_at is null
+        and orders.deleted_at is null
 ),
 
 final as (
-    select * from changed
+    select * from order_lines
 )
 
 select * from final

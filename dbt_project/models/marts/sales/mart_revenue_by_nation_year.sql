@@ -1,10 +1,12 @@
 -- Net revenue (extended price less discount) by the customer's nation and the order year.
 -- A customer's nation is its current one (the history in dim_customers starts with the first
--- snapshot, after these orders were placed).
+-- snapshot, after these orders were placed). Built on fct_orders, whose lines are already
+-- summed per order: 4× fewer rows than the lines, and no distinct counts over them.
 with
 
-order_lines as (
-    select * from {{ ref('fct_order_lines') }}
+orders as (
+    select * from {{ ref('fct_orders') }}
+    where line_count > 0
 ),
 
 customers as (
@@ -17,19 +19,19 @@ final as (
         customers.region_name,
         customers.nation_id,
         customers.nation_name,
-        extract(year from order_lines.order_date)::integer as order_year,
-        sum(order_lines.extended_price * (1 - order_lines.discount)) as revenue,
-        count(distinct order_lines.order_id) as order_count,
-        count(distinct order_lines.customer_id) as customer_count,
-        count(*) as line_count
-    from order_lines
+        extract(year from orders.order_date)::integer as order_year,
+        sum(orders.net_revenue) as revenue,
+        count(*) as order_count,
+        count(distinct orders.customer_id) as customer_count,
+        sum(orders.line_count)::bigint as line_count
+    from orders
     inner join customers
-        on order_lines.customer_id = customers.customer_id
+        on orders.customer_id = customers.customer_id
     group by
         customers.region_name,
         customers.nation_id,
         customers.nation_name,
-        extract(year from order_lines.order_date)
+        extract(year from orders.order_date)
 )
 
 select * from final

@@ -1,18 +1,26 @@
--- A table rather than a view: Gold reads it several times (facts, dates, tests), and the
--- deduplication sort over every line should run once per build, not once per reader.
+-- Incremental like stg_erp__orders: only the Bronze rows loaded since the newest one here
+-- move, and deleted lines stay as tombstones (`deleted_at` set) for the Gold facts.
 {{ config(
-    materialized='table',
-    indexes=[{'columns': ['order_id', 'line_number'], 'unique': true}],
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['order_id', 'line_number'],
+    indexes=[
+        {'columns': ['order_id', 'line_number'], 'unique': true},
+        {'columns': ['loaded_at']},
+    ],
 ) }}
 
 with
 
 source as (
     select * from {{ source('erp', 'lineitem') }}
+    {% if is_incremental() %}
+    where _dk_loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    {% endif %}
 ),
 
 latest as (
-    {{ latest_version_per_key('source', ['l_orderkey', 'l_linenumber']) }}
+    {{ latest_version_per_key('source', ['l_orderkey', 'l_linenumber'], keep_tombstones=true) }}
 ),
 
 final as (
@@ -34,6 +42,7 @@ final as (
         l_shipmode::text as ship_mode,
         l_comment::text as comment,
         updated_at::timestamptz as updated_at,
+        _dk_deleted_at::timestamptz as deleted_at,
         _dk_loaded_at::timestamptz as loaded_at
     from latest
 )

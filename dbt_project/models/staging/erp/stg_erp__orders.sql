@@ -1,15 +1,28 @@
--- A table rather than a view: Gold reads it several times (facts, dates, tests), and the
--- deduplication sort over every order should run once per build, not once per reader.
-{{ config(materialized='table', indexes=[{'columns': ['order_id'], 'unique': true}]) }}
+-- Incremental: each run takes only the Bronze rows loaded since the newest one here
+-- (`_dk_loaded_at`, which the loader also moves when it marks a delete) and replaces those
+-- orders. Deleted orders stay as tombstones (`deleted_at` set) so the incremental Gold facts
+-- can remove them too; readers of live orders filter `deleted_at is null`.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='order_id',
+    indexes=[
+        {'columns': ['order_id'], 'unique': true},
+        {'columns': ['loaded_at']},
+    ],
+) }}
 
 with
 
 source as (
     select * from {{ source('erp', 'orders') }}
+    {% if is_incremental() %}
+    where _dk_loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    {% endif %}
 ),
 
 latest as (
-    {{ latest_version_per_key('source', ['o_orderkey']) }}
+    {{ latest_version_per_key('source', ['o_orderkey'], keep_tombstones=true) }}
 ),
 
 final as (
@@ -24,6 +37,7 @@ final as (
         o_shippriority::integer as ship_priority,
         o_comment::text as comment,
         updated_at::timestamptz as updated_at,
+        _dk_deleted_at::timestamptz as deleted_at,
         _dk_loaded_at::timestamptz as loaded_at
     from latest
 )
