@@ -11,14 +11,15 @@ BENCH_SCALE ?= 1
 RUNNER      ?= postgres
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint bench clean
+        test-contract lint schemas bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(VENV)/.installed ## Create the development venv (.venv) with pinned tools
 
-$(VENV)/.installed: requirements-dev.txt base-image/constraints.txt runners/*/constraints.txt datakits/*/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt base-image/constraints.txt runners/*/constraints.txt \
+		datakits/*/pyproject.toml orchestration/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -59,6 +60,10 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) -m datakit_orchestration.schema --check
+
+schemas: setup ## Regenerate orchestration/tenant.schema.json from the tenant spec models
+	$(PY) -m datakit_orchestration.schema
 
 bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh

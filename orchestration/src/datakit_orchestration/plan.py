@@ -1,0 +1,332 @@
+"""Turn a tenant spec into plain task records: what to run, never how a platform runs it.
+
+`plan_tenant` is a pure function of the spec. Its records hold everything the Docker and
+Kubernetes adapters need (image, runner arguments, environment, secret references, resources,
+retry and skip exit codes, pool, dependencies, assets) and nothing specific to either, so the two
+renderings can be compared field by field and most tests can assert here.
+
+The image ENTRYPOINT is the runner CLI, so `args` start with the runner command. Settings that do
+not depend on the task travel as `DK_…` variables (`__` nests, as the runners read them);
+passwords travel only as secret references, never as values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from datakit_orchestration import spec
+from datakit_orchestration.spec import SourceSpec, TableSpec, TenantSpec, WarehouseSpec
+
+Group = Literal["bronze", "silver", "gold", "quality"]
+TriggerRule = Literal["all_success", "none_failed"]
+
+RETRY_EXIT_CODES = (3,)  # connection or transient: the only failure a retry can fix
+SKIP_EXIT_CODES = (99,)  # nothing to do: the task is skipped, not failed
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A key of a named secret: a Kubernetes Secret key, or its Airflow counterpart locally."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable whose value the platform fills from a secret at run time."""
+
+    env_var: str
+    secret: SecretRef
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Kubernetes quantities; the properties give Docker's numbers for the limits."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+    @property
+    def cpu_limit_cores(self) -> float:
+        return spec.cpu_millicores(self.cpu_limit) / 1000
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        return spec.memory_bytes(self.memory_limit)
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One runner container to start. `env` is a plain dict for the adapters to copy; treat it
+    as read-only like the rest of the record."""
+
+    task_id: str
+    group: Group
+    image: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    secrets: tuple[SecretEnv, ...]
+    resources: Resources
+    retries: int
+    retry_delay_seconds: int
+    upstream: tuple[str, ...] = ()
+    trigger_rule: TriggerRule = "all_success"
+    pool: str | None = None
+    inlets: tuple[str, ...] = ()
+    outlets: tuple[str, ...] = ()
+    retry_exit_codes: tuple[int, ...] = RETRY_EXIT_CODES
+    skip_exit_codes: tuple[int, ...] = SKIP_EXIT_CODES
+
+
+@dataclass(frozen=True)
+class Pool:
+    """An Airflow pool limiting how many tables are read from one source at once."""
+
+    name: str
+    slots: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Webhook:
+    kind: Literal["slack", "teams"]
+    url: SecretRef
+
+
+@dataclass(frozen=True)
+class NotificationPlan:
+    on_failure: bool
+    on_success: bool
+    email: tuple[str, ...]
+    webhooks: tuple[Webhook, ...]
+
+
+@dataclass(frozen=True)
+class KubernetesPlan:
+    namespace: str
+    service_account: str
+    image_pull_secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    """One tenant's DAG: tasks in topological order (Bronze → Silver → Gold → quality)."""
+
+    tenant: str
+    dag_id: str
+    description: str
+    schedule: str
+    start_date: date
+    catchup: bool
+    max_active_runs: int
+    tags: tuple[str, ...]
+    tasks: tuple[TaskPlan, ...]
+    pools: tuple[Pool, ...]
+    notifications: NotificationPlan
+    kubernetes: KubernetesPlan
+
+    def task(self, task_id: str) -> TaskPlan:
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        known = ", ".join(t.task_id for t in self.tasks)
+        raise KeyError(f"no task `{task_id}` in `{self.dag_id}`; tasks are: {known}")
+
+
+def plan_tenant(tenant: TenantSpec) -> TenantPlan:
+    """The tenant's DAG as platform-neutral records; a pure function of the spec."""
+    bronze = [_extract_task(tenant, s, t) for s in tenant.sources for t in s.tables]
+    bronze_assets = tuple(uri for task in bronze for uri in task.outlets)
+    gold_schema = f"{tenant.dbt.tenant_schema_prefix}gold"
+    gold_assets = tuple(asset_uri(tenant.warehouse, gold_schema, m) for m in tenant.dbt.gold_models)
+    silver = _dbt_task(
+        tenant, "dbt_build__silver", "silver", "build", tenant.dbt.silver_select,
+        upstream=tuple(t.task_id for t in bronze), inlets=bronze_assets,
+        # An extract with nothing new exits 99 (skipped); Silver must still run after it.
+        trigger_rule="none_failed",
+    )  # fmt: skip
+    gold = _dbt_task(
+        tenant, "dbt_run__gold", "gold", "run", tenant.dbt.gold_select,
+        upstream=(silver.task_id,), outlets=gold_assets,
+    )  # fmt: skip
+    quality = _dbt_task(
+        tenant, "dbt_test__gold", "quality", "test", tenant.dbt.gold_select,
+        upstream=(gold.task_id,), inlets=gold_assets,
+    )  # fmt: skip
+    runners = sorted({s.runner for s in tenant.sources} | {"dbt"})
+    return TenantPlan(
+        tenant=tenant.tenant,
+        dag_id=f"{tenant.tenant}__elt",
+        description=tenant.description or f"Bronze → Silver → Gold for tenant {tenant.tenant}",
+        schedule=tenant.schedule.cron,
+        start_date=tenant.schedule.start_date,
+        catchup=tenant.schedule.catchup,
+        max_active_runs=1,  # runs of one tenant queue; the runners' table locks would anyway
+        tags=(
+            f"tenant:{tenant.tenant}",
+            *(f"layer:{layer}" for layer in ("bronze", "silver", "gold")),
+            *(f"runner:{runner}" for runner in runners),
+        ),
+        tasks=(*bronze, silver, gold, quality),
+        pools=tuple(_pool(tenant, source) for source in tenant.sources),
+        notifications=_notifications(tenant.notifications),
+        kubernetes=KubernetesPlan(
+            namespace=tenant.namespace,
+            service_account=tenant.kubernetes.service_account,
+            image_pull_secrets=tuple(tenant.kubernetes.image_pull_secrets),
+        ),
+    )
+
+
+def image(tenant: TenantSpec, runner: str, version: str) -> str:
+    return f"{tenant.image_registry}/etl/{runner}-runner:{version}"
+
+
+def asset_uri(warehouse: WarehouseSpec, schema: str, table: str) -> str:
+    """The Airflow Asset URI of a warehouse table (the postgres provider's URI form)."""
+    return f"postgres://{warehouse.host}:{warehouse.port}/{warehouse.dbname}/{schema}/{table}"
+
+
+def pool_name(tenant: TenantSpec, source: SourceSpec) -> str:
+    return f"{tenant.tenant}__{source.name}"
+
+
+def extract_args(table: TableSpec) -> tuple[str, ...]:
+    """The runner's `extract` flags for one table (see `table_options` in datakit_core).
+    `--deletes` is passed only when it differs from the runner's default, so images that
+    predate it keep working for every other table."""
+    args = ["extract", "--table", table.name, "--mode", table.mode]
+    if table.cursor:
+        args += ["--cursor", table.cursor]
+    if table.mode == "incremental":
+        args += ["--strategy", table.strategy]
+    for column in table.primary_key or ():
+        args += ["--primary-key", column]
+    if table.deletes != "ignore":
+        args += ["--deletes", table.deletes]
+    return tuple(args)
+
+
+def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
+    env = _base_env(tenant)
+    env.update({
+        "DK_SOURCE__NAME": source.name, "DK_SOURCE__HOST": source.host,
+        "DK_SOURCE__PORT": str(source.port), "DK_SOURCE__DBNAME": source.dbname,
+        "DK_SOURCE__USER": source.user,
+    })  # fmt: skip
+    if source.schema_:
+        env["DK_SOURCE__SCHEMA"] = source.schema_
+    if source.sslmode:
+        env["DK_SOURCE__SSLMODE"] = source.sslmode
+    bronze = asset_uri(tenant.warehouse, f"bronze_{source.name}", table.bronze_name)
+    return TaskPlan(
+        task_id=f"extract__{source.name}_{table.bronze_name}",
+        group="bronze",
+        image=image(tenant, source.runner, source.runner_version),
+        args=extract_args(table),
+        env=dict(sorted(env.items())),
+        secrets=(
+            _secret_env("DK_SOURCE__PASSWORD", source.password_secret),
+            _secret_env("DK_WAREHOUSE__PASSWORD", tenant.warehouse.password_secret),
+        ),
+        resources=_resources(tenant.resources.merged(table.resources)),
+        retries=tenant.retries.count,
+        retry_delay_seconds=tenant.retries.delay_seconds,
+        pool=pool_name(tenant, source),
+        outlets=(bronze,),
+    )
+
+
+def _dbt_task(
+    tenant: TenantSpec,
+    task_id: str,
+    group: Group,
+    command: str,
+    select: list[str],
+    *,
+    upstream: tuple[str, ...],
+    inlets: tuple[str, ...] = (),
+    outlets: tuple[str, ...] = (),
+    trigger_rule: TriggerRule = "all_success",
+) -> TaskPlan:
+    args = [command]
+    for selector in select:
+        args += ["--select", selector]
+    if tenant.dbt.vars:
+        args += ["--vars", json.dumps(tenant.dbt.vars, sort_keys=True, default=str)]
+    env = _base_env(tenant)
+    env["DK_TENANT_SCHEMA_PREFIX"] = tenant.dbt.tenant_schema_prefix
+    env["DK_DBT_THREADS"] = str(tenant.dbt.threads)
+    return TaskPlan(
+        task_id=task_id,
+        group=group,
+        image=image(tenant, "dbt", tenant.dbt.runner_version),
+        args=tuple(args),
+        env=dict(sorted(env.items())),
+        secrets=(_secret_env("DK_WAREHOUSE__PASSWORD", tenant.warehouse.password_secret),),
+        resources=_resources(tenant.resources.merged(tenant.dbt.resources)),
+        retries=tenant.retries.count,
+        retry_delay_seconds=tenant.retries.delay_seconds,
+        upstream=upstream,
+        trigger_rule=trigger_rule,
+        inlets=inlets,
+        outlets=outlets,
+    )
+
+
+def _base_env(tenant: TenantSpec) -> dict[str, str]:
+    """What every runner of the tenant needs: who it runs for and where the warehouse is."""
+    warehouse = tenant.warehouse
+    env = {
+        "DK_LOG_FORMAT": "json",
+        "DK_TENANT": tenant.tenant,
+        "DK_WAREHOUSE__HOST": warehouse.host,
+        "DK_WAREHOUSE__PORT": str(warehouse.port),
+        "DK_WAREHOUSE__DBNAME": warehouse.dbname,
+        "DK_WAREHOUSE__USER": warehouse.user,
+    }
+    if warehouse.sslmode:
+        env["DK_WAREHOUSE__SSLMODE"] = warehouse.sslmode
+    return env
+
+
+def _secret_env(env_var: str, ref: spec.SecretRef) -> SecretEnv:
+    return SecretEnv(env_var, SecretRef(ref.name, ref.key))
+
+
+def _resources(resources: spec.Resources) -> Resources:
+    return Resources(
+        cpu_request=resources.cpu_request,
+        cpu_limit=resources.cpu_limit,
+        memory_request=resources.memory_request,
+        memory_limit=resources.memory_limit,
+    )
+
+
+def _pool(tenant: TenantSpec, source: SourceSpec) -> Pool:
+    return Pool(
+        name=pool_name(tenant, source),
+        slots=source.max_parallel,
+        description=f"Tables read at once from source `{source.name}` of tenant `{tenant.tenant}`",
+    )
+
+
+def _notifications(notifications: spec.Notifications) -> NotificationPlan:
+    hooks = notifications.webhooks
+    webhooks = []
+    if hooks.slack is not None:
+        webhooks.append(Webhook("slack", SecretRef(hooks.slack.name, hooks.slack.key)))
+    if hooks.teams is not None:
+        webhooks.append(Webhook("teams", SecretRef(hooks.teams.name, hooks.teams.key)))
+    return NotificationPlan(
+        on_failure=notifications.on_failure,
+        on_success=notifications.on_success,
+        email=tuple(notifications.email),
+        webhooks=tuple(webhooks),
+    )

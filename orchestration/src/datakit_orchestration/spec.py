@@ -1,0 +1,558 @@
+"""The tenant spec: what `orchestration/tenants/<tenant>.yaml` may say, validated by pydantic.
+
+The table rules mirror the runner's own `TableSpec` (datakits/core `job.py`) so a spec that loads
+here never produces a task the runner rejects; this package does not import the runner packages,
+because the Airflow image needs the spec without psycopg or click. Cross-field rules raise
+`SpecProblems`, which carries the exact path of every problem so the loader can report each one
+where it is (`sources[0].tables[2].cursor`) rather than at the model that noticed it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
+SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$"
+TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"
+CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
+MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+PREFIX_PATTERN = r"^([a-z][a-z0-9_]*_)?$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+SILVER_SELECT = ("path:models/staging", "path:models/intermediate", "path:snapshots")
+GOLD_SELECT = ("path:models/marts",)
+CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
+
+RunnerType = Literal["postgres", "sqlserver", "spark"]
+LoadMode = Literal["full_refresh", "incremental", "snapshot"]
+Strategy = Literal["append", "merge"]
+Deletes = Literal["ignore", "mark"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One cross-field problem, located relative to the model that found it."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+class SpecProblems(ValueError):
+    """Several problems at once, each with its own path; pydantic keeps the instance in the
+    error's `ctx`, where the loader unpacks it into one line per problem."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{dotted(p.loc)}: {p.message}" for p in problems))
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """("sources", 0, "tables", 2, "cursor") → "sources[0].tables[2].cursor"."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _listed(values: list[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def cpu_millicores(quantity: str) -> float:
+    """A Kubernetes CPU quantity (`500m`, `2`, `0.5`) in millicores."""
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+_MEMORY_UNITS = {
+    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (`512Mi`, `2Gi`, `1G`) in bytes."""
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity)
+    if match is None:
+        raise ValueError(f"`{quantity}` is not a memory quantity")
+    return int(float(match[1]) * _MEMORY_UNITS[match[2]])
+
+
+class SecretRef(BaseModel):
+    """A secret by reference: the Kubernetes adapter reads it as a Secret key, the Docker
+    adapter from Airflow (connection or variable). Secret values never appear in a tenant file."""
+
+    model_config = _FROZEN
+
+    name: str = Field(
+        pattern=SECRET_NAME_PATTERN,
+        description="Secret name (a Kubernetes Secret in the tenant namespace), e.g. "
+        "`acme-warehouse`.",
+    )
+    key: str = Field(
+        default="password",
+        pattern=SECRET_KEY_PATTERN,
+        description="Key inside the secret that holds the value.",
+    )
+
+
+class Schedule(BaseModel):
+    """When the tenant's DAG runs."""
+
+    model_config = _FROZEN
+
+    cron: str = Field(
+        description="Five-field cron expression (`0 2 * * *`, UTC) or a preset: "
+        + ", ".join(f"`{p}`" for p in CRON_PRESETS)
+        + '. Quote presets in YAML: `"@daily"`.',
+    )
+    start_date: date = Field(description="First day the schedule covers (UTC), e.g. 2024-01-01.")
+    catchup: bool = Field(
+        default=False, description="Run every missed interval since `start_date` when enabled."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("@"):
+            if value not in CRON_PRESETS:
+                raise ValueError(
+                    f"unknown preset `{value}`; use one of {', '.join(CRON_PRESETS)} "
+                    "or a five-field cron expression such as `0 2 * * *`"
+                )
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(
+                f"`{value}` is not a cron expression; use five fields (minute hour day month "
+                "weekday) such as `0 2 * * *`, or a preset such as `@daily`"
+            )
+        return " ".join(fields)
+
+
+class WarehouseSpec(BaseModel):
+    """The tenant's PostgreSQL warehouse (Bronze, Silver, Gold, and the `datakit` schema)."""
+
+    model_config = _FROZEN
+
+    host: str = Field(min_length=1, description="Host name or IP address of the warehouse.")
+    port: int = Field(default=5432, ge=1, le=65535, description="TCP port of the warehouse.")
+    dbname: str = Field(min_length=1, description="Warehouse database name.")
+    user: str = Field(min_length=1, description="Login role of the runners.")
+    password_secret: SecretRef = Field(
+        description="Where the password is kept; it reaches the runner as "
+        "`DK_WAREHOUSE__PASSWORD` and is never written here.",
+    )
+    sslmode: SslMode | None = Field(
+        default=None, description="libpq sslmode; the runner's default (`prefer`) when unset."
+    )
+
+
+class ResourcesOverride(BaseModel):
+    """Some of a task's resources; unset fields keep the tenant's defaults."""
+
+    model_config = _FROZEN
+
+    cpu_request: str | None = Field(
+        default=None, pattern=CPU_PATTERN, description="CPU request (`250m`, `1`)."
+    )
+    cpu_limit: str | None = Field(
+        default=None, pattern=CPU_PATTERN, description="CPU limit (`1`, `1500m`)."
+    )
+    memory_request: str | None = Field(
+        default=None, pattern=MEMORY_PATTERN, description="Memory request (`256Mi`, `1Gi`)."
+    )
+    memory_limit: str | None = Field(
+        default=None, pattern=MEMORY_PATTERN, description="Memory limit (`1Gi`, `4Gi`)."
+    )
+
+
+class Resources(BaseModel):
+    """CPU and memory of one runner container, as Kubernetes quantities."""
+
+    model_config = _FROZEN
+
+    cpu_request: str = Field(default="250m", pattern=CPU_PATTERN, description="CPU request.")
+    cpu_limit: str = Field(default="1", pattern=CPU_PATTERN, description="CPU limit.")
+    memory_request: str = Field(
+        default="256Mi", pattern=MEMORY_PATTERN, description="Memory request."
+    )
+    memory_limit: str = Field(default="1Gi", pattern=MEMORY_PATTERN, description="Memory limit.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        problems = self.problems()
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+    def problems(self) -> list[Problem]:
+        """Requests above limits: Kubernetes would refuse the pod."""
+        found = []
+        if cpu_millicores(self.cpu_request) > cpu_millicores(self.cpu_limit):
+            found.append(Problem(("cpu_request",), _above_limit("cpu", self)))
+        if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
+            found.append(Problem(("memory_request",), _above_limit("memory", self)))
+        return found
+
+    def merged(self, override: ResourcesOverride | None) -> Resources:
+        """These resources with the override's set fields replacing them (not re-validated;
+        `TenantSpec` checks every merged result)."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+def _above_limit(kind: str, resources: Resources) -> str:
+    request = getattr(resources, f"{kind}_request")
+    limit = getattr(resources, f"{kind}_limit")
+    return (
+        f"{kind}_request `{request}` is above {kind}_limit `{limit}`; "
+        f"lower the request or raise the limit"
+    )
+
+
+class TableSpec(BaseModel):
+    """One source table and how it lands in Bronze (the runner's `TableSpec` rules)."""
+
+    model_config = _FROZEN
+
+    name: str = Field(
+        pattern=TABLE_PATTERN,
+        description="Source table, `table` or `schema.table`; it lands in Bronze under the "
+        "table part of the name.",
+    )
+    mode: LoadMode = Field(
+        default="full_refresh",
+        description="`full_refresh` (load aside, swap atomically), `incremental` (rows with "
+        "cursor > watermark) or `snapshot` (append a full copy stamped with its load time).",
+    )
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Column whose growing values mark new or changed rows. Required for "
+        "`incremental`; with `full_refresh` it records the watermark for later incremental runs.",
+    )
+    strategy: Strategy = Field(
+        default="append",
+        description="For `incremental`: `append` new rows, or `merge` on the primary key so each "
+        "key holds its latest version.",
+    )
+    primary_key: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Key columns for `merge`; defaults to the source table's primary key.",
+    )
+    deletes: Deletes = Field(
+        default="ignore",
+        description="`mark` stamps `_dk_deleted_at` on Bronze rows whose key is gone from the "
+        "source (only with `incremental` + `merge`); `ignore` leaves them as they were.",
+    )
+    resources: ResourcesOverride | None = Field(
+        default=None, description="Resources of this table's task, replacing the defaults."
+    )
+
+    @property
+    def bronze_name(self) -> str:
+        """The Bronze table (and task id) name: the table part of `schema.table`."""
+        return self.name.rsplit(".", 1)[-1]
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> TableSpec:
+        problems = []
+        if self.mode == "incremental" and not self.cursor:
+            problems.append(Problem(("cursor",), (
+                "mode `incremental` needs a `cursor` column; add `cursor: updated_at` "
+                "(a column whose value grows on every change) or use mode `full_refresh`"
+            )))  # fmt: skip
+        if self.strategy == "merge" and self.mode != "incremental":
+            problems.append(Problem(("strategy",), (
+                f"strategy `merge` only applies to mode `incremental` (this table is "
+                f"`{self.mode}`); remove `strategy` or set `mode: incremental`"
+            )))  # fmt: skip
+        if self.deletes == "mark" and (self.mode != "incremental" or self.strategy != "merge"):
+            problems.append(Problem(("deletes",), (
+                "`deletes: mark` needs `mode: incremental` and `strategy: merge` (deleted rows "
+                "are found by primary key); remove `deletes` or change mode and strategy"
+            )))  # fmt: skip
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+
+class SourceSpec(BaseModel):
+    """A source database, read by one runner image into schema `bronze_<name>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Source name; its tables land in `bronze_<name>`."
+    )
+    runner: RunnerType = Field(description="Runner image that reads it: `etl/<runner>-runner`.")
+    runner_version: str = Field(
+        pattern=SEMVER_PATTERN, description="Pinned runner image version, e.g. `0.1.0`."
+    )
+    host: str = Field(min_length=1, description="Host name or IP address of the source.")
+    port: int = Field(ge=1, le=65535, description="TCP port of the source.")
+    dbname: str = Field(min_length=1, description="Source database name.")
+    user: str = Field(min_length=1, description="Login role for reading.")
+    password_secret: SecretRef = Field(
+        description="Where the password is kept; it reaches the runner as "
+        "`DK_SOURCE__PASSWORD` and is never written here.",
+    )
+    schema_: str | None = Field(
+        default=None,
+        alias="schema",
+        min_length=1,
+        description="Schema of unqualified table names; the runner's default when unset.",
+    )
+    sslmode: SslMode | None = Field(
+        default=None, description="libpq sslmode; the runner's default when unset."
+    )
+    max_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Tables read at the same time: the slots of the Airflow pool "
+        "`<tenant>__<source>`, which keeps the source from being overloaded.",
+    )
+    tables: list[TableSpec] = Field(min_length=1, description="Tables to load into Bronze.")
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> SourceSpec:
+        seen: dict[str, int] = {}
+        problems = []
+        for index, table in enumerate(self.tables):
+            first = seen.setdefault(table.bronze_name, index)
+            if first != index:
+                problems.append(Problem(("tables", index, "name"), (
+                    f"`{table.name}` lands in Bronze table `{table.bronze_name}` like "
+                    f"tables[{first}] `{self.tables[first].name}`; list each table once"
+                )))  # fmt: skip
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+
+class DbtSpec(BaseModel):
+    """Silver and Gold: what the dbt runner builds after Bronze."""
+
+    model_config = _FROZEN
+
+    runner_version: str = Field(
+        pattern=SEMVER_PATTERN, description="Pinned `etl/dbt-runner` image version, e.g. `0.1.0`."
+    )
+    silver_select: list[str] = Field(
+        default_factory=lambda: list(SILVER_SELECT),
+        min_length=1,
+        description="dbt selection `dbt build` runs for Silver (models, snapshots and tests).",
+    )
+    gold_select: list[str] = Field(
+        default_factory=lambda: list(GOLD_SELECT),
+        min_length=1,
+        description="dbt selection `dbt run` builds for Gold and `dbt test` then checks "
+        "(the quality gate).",
+    )
+    gold_models: list[str] = Field(
+        default_factory=list,
+        description="Gold models published as Airflow Assets, so other DAGs can run when they "
+        "change; e.g. `fct_orders`.",
+    )
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="dbt vars passed to every dbt command (`--vars`)."
+    )
+    threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
+    tenant_schema_prefix: str = Field(
+        default="",
+        pattern=PREFIX_PATTERN,
+        description="Prefix of the silver/gold/snapshots schemas when tenants share a database, "
+        "e.g. `globex_`; empty for one warehouse per tenant.",
+    )
+    resources: ResourcesOverride | None = Field(
+        default=None, description="Resources of the dbt tasks, replacing the defaults."
+    )
+
+    @field_validator("gold_models")
+    @classmethod
+    def _model_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+        if bad:
+            raise ValueError(
+                f"not dbt model names: {_listed(bad)}; use the model's file name without "
+                "`.sql`, e.g. `fct_orders`"
+            )
+        return names
+
+
+class Retries(BaseModel):
+    """Automatic retries. The runner exits 3 only for connection or transient failures, the one
+    case a retry can fix; the adapters retry that code alone and fail every other at once."""
+
+    model_config = _FROZEN
+
+    count: int = Field(default=2, ge=0, le=10, description="Retries after a transient failure.")
+    delay_seconds: int = Field(
+        default=300, ge=1, le=86_400, description="Seconds between attempts."
+    )
+
+
+class Webhooks(BaseModel):
+    """Chat webhooks. Their URLs carry tokens, so they are secret references like passwords."""
+
+    model_config = _FROZEN
+
+    slack: SecretRef | None = Field(default=None, description="Slack incoming-webhook URL.")
+    teams: SecretRef | None = Field(default=None, description="Microsoft Teams webhook URL.")
+
+
+class Notifications(BaseModel):
+    """Who hears about a DAG run, and when."""
+
+    model_config = _FROZEN
+
+    on_failure: bool = Field(default=True, description="Notify when a run fails.")
+    on_success: bool = Field(default=False, description="Notify when a run succeeds.")
+    email: list[str] = Field(default_factory=list, description="Email recipients.")
+    webhooks: Webhooks = Field(default_factory=Webhooks, description="Chat webhooks to post to.")
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        bad = [a for a in addresses if not re.fullmatch(EMAIL_PATTERN, a)]
+        if bad:
+            raise ValueError(f"not email addresses: {_listed(bad)}; use `name@example.com`")
+        return addresses
+
+
+class KubernetesSpec(BaseModel):
+    """Where the runner pods go in production (KubernetesPodOperator)."""
+
+    model_config = _FROZEN
+
+    namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE_PATTERN,
+        description="Namespace of the runner pods; `tenant-<tenant>` (underscores as dashes) "
+        "when unset.",
+    )
+    service_account: str = Field(
+        default="datakit-runner",
+        pattern=NAMESPACE_PATTERN,
+        description="Service account of the runner pods.",
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Secrets used to pull the runner images."
+    )
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not re.fullmatch(SECRET_NAME_PATTERN, n)]
+        if bad:
+            raise ValueError(
+                f"not Kubernetes Secret names: {_listed(bad)}; use lower-case letters, digits, "
+                "`-` and `.`"
+            )
+        return names
+
+
+class TenantSpec(BaseModel):
+    """One tenant: its warehouse, sources, dbt build, schedule, resources and alerts."""
+
+    model_config = _FROZEN
+
+    tenant: str = Field(
+        pattern=NAME_PATTERN,
+        description="Tenant name; must equal the file name (`tenants/<tenant>.yaml`).",
+    )
+    description: str = Field(default="", description="What the pipeline is for (shown in Airflow).")
+    schedule: Schedule = Field(description="When the DAG runs: cron or preset, and start date.")
+    image_registry: str = Field(
+        default="registry.localhost",
+        pattern=REGISTRY_PATTERN,
+        description="Registry the runner images come from: `<registry>/etl/<tech>-runner:<ver>`.",
+    )
+    warehouse: WarehouseSpec = Field(description="The tenant's PostgreSQL warehouse.")
+    sources: list[SourceSpec] = Field(min_length=1, description="Source databases to load.")
+    dbt: DbtSpec = Field(description="The Silver and Gold build.")
+    resources: Resources = Field(
+        default_factory=Resources, description="Default resources of every runner task."
+    )
+    retries: Retries = Field(default_factory=Retries, description="Retries of transient failures.")
+    notifications: Notifications = Field(
+        default_factory=Notifications, description="Failure and success notifications."
+    )
+    kubernetes: KubernetesSpec = Field(
+        default_factory=KubernetesSpec, description="Production (Kubernetes) placement."
+    )
+
+    @property
+    def namespace(self) -> str:
+        return self.kubernetes.namespace or "tenant-" + self.tenant.replace("_", "-")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> TenantSpec:
+        problems = [*self._duplicate_sources(), *self._task_id_clashes(), *self._resources()]
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+    def _duplicate_sources(self) -> list[Problem]:
+        seen: dict[str, int] = {}
+        problems = []
+        for index, source in enumerate(self.sources):
+            first = seen.setdefault(source.name, index)
+            if first != index:
+                problems.append(Problem(("sources", index, "name"), (
+                    f"source `{source.name}` is already defined as sources[{first}]; "
+                    "give each source a distinct name"
+                )))  # fmt: skip
+        return problems
+
+    def _task_id_clashes(self) -> list[Problem]:
+        """`extract__<source>_<table>` is ambiguous when names contain underscores."""
+        seen: dict[str, str] = {}
+        problems = []
+        for s_index, source in enumerate(self.sources):
+            for t_index, table in enumerate(source.tables):
+                task_id = f"extract__{source.name}_{table.bronze_name}"
+                here = f"{source.name}.{table.bronze_name}"
+                other = seen.setdefault(task_id, here)
+                if other != here:
+                    problems.append(Problem(("sources", s_index, "tables", t_index, "name"), (
+                        f"task id `{task_id}` would also be the task of `{other}`; "
+                        "rename one of the sources"
+                    )))  # fmt: skip
+        return problems
+
+    def _resources(self) -> list[Problem]:
+        """Every override, merged with the defaults, must still keep requests within limits."""
+        problems = []
+        overrides: list[tuple[tuple[str | int, ...], ResourcesOverride | None]] = [
+            (("dbt", "resources"), self.dbt.resources)
+        ]
+        for s_index, source in enumerate(self.sources):
+            for t_index, table in enumerate(source.tables):
+                overrides.append((("sources", s_index, "tables", t_index, "resources"),
+                                  table.resources))  # fmt: skip
+        for loc, override in overrides:
+            if override is not None:
+                merged = self.resources.merged(override)
+                problems += [
+                    Problem(loc + p.loc, f"{p.message} (unset fields come from `resources`)")
+                    for p in merged.problems()
+                ]
+        return problems

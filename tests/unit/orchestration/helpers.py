@@ -1,0 +1,42 @@
+"""Tenant files for the orchestration tests: the committed ones, and a small valid one to break."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+TENANTS = ROOT / "orchestration" / "tenants"
+
+BASE: dict[str, Any] = {
+    "tenant": "initech",
+    "schedule": {"cron": "@daily", "start_date": "2024-01-01"},
+    "warehouse": {
+        "host": "wh", "dbname": "dw", "user": "loader",
+        "password_secret": {"name": "initech-warehouse", "key": "password"},
+    },
+    "sources": [{
+        "name": "erp", "runner": "postgres", "runner_version": "0.1.0", "host": "erp-db",
+        "port": 5432, "dbname": "erp", "user": "reader",
+        "password_secret": {"name": "initech-erp", "key": "password"},
+        "tables": [
+            {"name": "orders", "mode": "incremental", "cursor": "updated_at", "strategy": "merge"},
+            {"name": "customers"},
+        ],
+    }],
+    "dbt": {"runner_version": "0.1.0"},
+}  # fmt: skip
+
+
+def base() -> dict[str, Any]:
+    """A valid tenant to modify; a fresh deep copy per call."""
+    return copy.deepcopy(BASE)
+
+
+def write_tenant(directory: Path, data: dict[str, Any], name: str | None = None) -> Path:
+    path = directory / f"{name or data['tenant']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

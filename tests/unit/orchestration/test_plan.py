@@ -1,0 +1,289 @@
+"""Task plans: what the adapters will launch for a tenant, asserted before any Airflow exists."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from datakit_core.commands import _config_flags  # the CLI's own flag → config mapping
+from datakit_core.settings import load_config
+from datakit_dbt.cli import app as dbt_app
+from datakit_dbt.config import DbtRunnerConfig
+from datakit_orchestration.loader import load_tenant
+from datakit_orchestration.plan import (
+    Pool,
+    Resources,
+    SecretEnv,
+    SecretRef,
+    TaskPlan,
+    TenantPlan,
+    Webhook,
+    plan_tenant,
+)
+from datakit_orchestration.spec import TenantSpec
+from datakit_postgres.cli import app as postgres_app
+from datakit_postgres.config import PostgresRunnerConfig
+from tests.unit.orchestration.helpers import TENANTS, base
+
+WH = "postgres://127.0.0.1:54322/warehouse"
+ACME_TABLES = ["region", "nation", "supplier", "part", "partsupp", "customer", "orders", "lineitem"]
+BRONZE_IDS = [f"extract__erp_{t}" for t in ACME_TABLES]
+DEFAULT_RESOURCES = Resources("250m", "1", "256Mi", "1Gi")
+WAREHOUSE_ENV = {
+    "DK_WAREHOUSE__HOST": "127.0.0.1", "DK_WAREHOUSE__PORT": "54322",
+    "DK_WAREHOUSE__DBNAME": "warehouse", "DK_WAREHOUSE__USER": "warehouse",
+}  # fmt: skip
+WAREHOUSE_SECRET = SecretEnv("DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse", "password"))
+
+
+@pytest.fixture(scope="module")
+def acme() -> TenantPlan:
+    return plan_tenant(load_tenant(TENANTS / "acme.yaml"))
+
+
+@pytest.fixture(scope="module")
+def globex() -> TenantPlan:
+    return plan_tenant(load_tenant(TENANTS / "globex.yaml"))
+
+
+def test_acme_dag(acme: TenantPlan) -> None:
+    assert acme.dag_id == "acme__elt"
+    assert (acme.schedule, acme.start_date, acme.catchup) == ("@daily", date(2024, 1, 1), False)
+    assert acme.max_active_runs == 1
+    assert acme.tags == (
+        "tenant:acme", "layer:bronze", "layer:silver", "layer:gold", "runner:dbt",
+        "runner:postgres",
+    )  # fmt: skip
+    assert [t.task_id for t in acme.tasks] == [
+        *BRONZE_IDS, "dbt_build__silver", "dbt_run__gold", "dbt_test__gold",
+    ]  # fmt: skip
+    assert [t.group for t in acme.tasks] == ["bronze"] * 8 + ["silver", "gold", "quality"]
+    assert acme.pools == (
+        Pool("acme__erp", 2, "Tables read at once from source `erp` of tenant `acme`"),
+    )
+    assert acme.kubernetes.namespace == "tenant-acme"
+    assert acme.kubernetes.service_account == "datakit-runner"
+    assert acme.kubernetes.image_pull_secrets == ()
+    assert acme.notifications.email == ("data-team@acme.example",)
+    assert (acme.notifications.on_failure, acme.notifications.on_success) == (True, False)
+
+
+def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) -> None:
+    assert acme.task("extract__erp_orders") == TaskPlan(
+        task_id="extract__erp_orders",
+        group="bronze",
+        image="registry.localhost/etl/postgres-runner:0.1.0",
+        args=(
+            "extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at",
+            "--strategy", "merge", "--deletes", "mark",
+        ),
+        env={
+            "DK_LOG_FORMAT": "json", "DK_TENANT": "acme",
+            "DK_SOURCE__NAME": "erp", "DK_SOURCE__HOST": "127.0.0.1", "DK_SOURCE__PORT": "54321",
+            "DK_SOURCE__DBNAME": "erp", "DK_SOURCE__USER": "erp", **WAREHOUSE_ENV,
+        },
+        secrets=(
+            SecretEnv("DK_SOURCE__PASSWORD", SecretRef("acme-erp", "password")),
+            WAREHOUSE_SECRET,
+        ),
+        resources=DEFAULT_RESOURCES,
+        retries=2,
+        retry_delay_seconds=300,
+        upstream=(),
+        trigger_rule="all_success",
+        pool="acme__erp",
+        inlets=(),
+        outlets=(f"{WH}/bronze_erp/orders",),
+        retry_exit_codes=(3,),
+        skip_exit_codes=(99,),
+    )  # fmt: skip
+
+
+def test_acme_bronze_tasks(acme: TenantPlan) -> None:
+    bronze = [t for t in acme.tasks if t.group == "bronze"]
+    assert [t.args for t in bronze[:5]] == [
+        ("extract", "--table", table, "--mode", "full_refresh") for table in ACME_TABLES[:5]
+    ]
+    for task, table in zip(bronze, ACME_TABLES, strict=True):
+        assert task.outlets == (f"{WH}/bronze_erp/{table}",)
+        assert task.pool == "acme__erp" and task.upstream == ()
+        assert task.env == acme.task("extract__erp_orders").env
+    assert acme.task("extract__erp_lineitem").resources == Resources("250m", "1", "512Mi", "2Gi")
+    assert acme.task("extract__erp_lineitem").resources.memory_limit_bytes == 2 * 1024**3
+
+
+def test_acme_dbt_tasks(acme: TenantPlan) -> None:
+    silver, gold, quality = acme.tasks[-3:]
+    assert silver.args == (
+        "build", "--select", "path:models/staging", "--select", "path:models/intermediate",
+        "--select", "path:snapshots",
+    )  # fmt: skip
+    assert gold.args == ("run", "--select", "path:models/marts")
+    assert quality.args == ("test", "--select", "path:models/marts")
+    gold_assets = tuple(
+        f"{WH}/gold/{m}"
+        for m in (
+            "dim_customers", "dim_dates", "dim_parts", "dim_suppliers", "fct_order_lines",
+            "fct_orders", "mart_pricing_summary", "mart_revenue_by_nation_year",
+        )
+    )  # fmt: skip
+    assert silver.inlets == tuple(f"{WH}/bronze_erp/{t}" for t in ACME_TABLES)
+    assert (silver.outlets, gold.inlets, gold.outlets) == ((), (), gold_assets)
+    assert (quality.inlets, quality.outlets) == (gold_assets, ())
+    for task in (silver, gold, quality):
+        assert task.image == "registry.localhost/etl/dbt-runner:0.1.0"
+        assert task.env == {
+            "DK_LOG_FORMAT": "json", "DK_TENANT": "acme", "DK_TENANT_SCHEMA_PREFIX": "",
+            "DK_DBT_THREADS": "4", **WAREHOUSE_ENV,
+        }  # fmt: skip
+        assert task.secrets == (WAREHOUSE_SECRET,)
+        assert task.pool is None and task.resources == DEFAULT_RESOURCES
+        assert (task.retry_exit_codes, task.skip_exit_codes) == ((3,), (99,))
+
+
+def test_dependencies_run_bronze_then_silver_then_gold_then_quality(acme: TenantPlan) -> None:
+    silver, gold, quality = acme.tasks[-3:]
+    assert silver.upstream == tuple(BRONZE_IDS)
+    assert gold.upstream == ("dbt_build__silver",)
+    assert quality.upstream == ("dbt_run__gold",)
+    # A Bronze task with nothing new exits 99 (skipped); Silver must run after it anyway.
+    assert silver.trigger_rule == "none_failed"
+    assert (gold.trigger_rule, quality.trigger_rule) == ("all_success", "all_success")
+
+
+@pytest.mark.parametrize("tenant", ["acme", "globex"])
+def test_tasks_are_in_topological_order_with_unique_ids(tenant: str) -> None:
+    plan = plan_tenant(load_tenant(TENANTS / f"{tenant}.yaml"))
+    seen: set[str] = set()
+    for task in plan.tasks:
+        assert task.task_id not in seen
+        assert set(task.upstream) <= seen, f"{task.task_id} runs before its upstream"
+        seen.add(task.task_id)
+
+
+def test_globex_plan(globex: TenantPlan) -> None:
+    registry = "registry.globex.example:5000/etl"
+    wh = "postgres://warehouse.data.svc.cluster.local:5432/shared_warehouse"
+    payments = globex.task("extract__billing_payments")
+    assert payments.args == (
+        "extract", "--table", "payments", "--mode", "incremental", "--cursor", "updated_at",
+        "--strategy", "merge", "--primary-key", "payment_id", "--deletes", "mark",
+    )  # fmt: skip
+    assert payments.image == f"{registry}/postgres-runner:0.1.0"
+    assert payments.secrets[0] == SecretEnv(
+        "DK_SOURCE__PASSWORD", SecretRef("globex-billing", "db-password")
+    )
+    assert payments.resources == Resources("100m", "2", "128Mi", "4Gi")
+    assert (payments.retries, payments.retry_delay_seconds, payments.pool) == (
+        4,
+        120,
+        "globex__billing",
+    )
+    assert globex.task("extract__crm_accounts").args == (
+        "extract", "--table", "accounts", "--mode", "snapshot",
+    )  # fmt: skip
+    assert globex.task("extract__crm_contacts").args[-2:] == ("--strategy", "append")
+    plans = globex.task("extract__billing_plans")
+    assert plans.args[:3] == ("extract", "--table", "public.plans")
+    assert plans.outlets == (f"{wh}/bronze_billing/plans",)
+    crm_env = globex.task("extract__crm_accounts").env
+    assert (crm_env["DK_SOURCE__SCHEMA"], crm_env["DK_SOURCE__SSLMODE"]) == ("sales", "require")
+    assert crm_env["DK_WAREHOUSE__SSLMODE"] == "require"
+    assert "DK_SOURCE__SCHEMA" not in plans.env
+    gold = globex.task("dbt_run__gold")
+    assert gold.args == (
+        "run", "--select", "tag:globex",
+        "--vars", '{"bronze_schema": "bronze_crm", "fiscal_year_start": "04-01"}',
+    )  # fmt: skip
+    assert gold.outlets == (f"{wh}/globex_gold/fct_invoices", f"{wh}/globex_gold/dim_accounts")
+    assert gold.env["DK_TENANT_SCHEMA_PREFIX"] == "globex_" and gold.env["DK_DBT_THREADS"] == "8"
+    assert gold.resources == Resources("500m", "2", "1Gi", "2Gi")
+    assert globex.pools == (
+        Pool("globex__crm", 3, "Tables read at once from source `crm` of tenant `globex`"),
+        Pool("globex__billing", 1, "Tables read at once from source `billing` of tenant `globex`"),
+    )
+    assert globex.notifications.webhooks == (
+        Webhook("slack", SecretRef("globex-alerts", "slack-url")),
+        Webhook("teams", SecretRef("globex-alerts", "teams-url")),
+    )
+    assert globex.kubernetes.namespace == "globex-data"
+    assert globex.kubernetes.image_pull_secrets == ("globex-registry",)
+    assert globex.schedule == "0 */6 * * *"
+
+
+def test_no_secret_value_reaches_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets exist only as references; the plan never reads them, even when they are set."""
+    for name in (
+        "DK_SOURCE__PASSWORD",
+        "DK_WAREHOUSE__PASSWORD",
+        "DBT_ENV_SECRET_WAREHOUSE_PASSWORD",
+    ):
+        monkeypatch.setenv(name, f"hunter2-{name}")
+    for tenant in ("acme", "globex"):
+        plan = plan_tenant(load_tenant(TENANTS / f"{tenant}.yaml"))
+        assert "hunter2" not in repr(plan)
+        for task in plan.tasks:
+            assert not [k for k in task.env if "PASSWORD" in k or "SECRET" in k]
+            assert not [a for a in task.args if "password" in a.lower()]
+            assert {s.env_var for s in task.secrets} <= {
+                "DK_SOURCE__PASSWORD",
+                "DK_WAREHOUSE__PASSWORD",
+            }
+
+
+def test_plan_is_a_pure_function_of_the_spec() -> None:
+    spec = TenantSpec.model_validate(base())
+    first, second = plan_tenant(spec), plan_tenant(spec)
+    assert first == second and first is not second
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.tasks[0].task_id = "x"  # type: ignore[misc]
+
+
+def test_unknown_task_lists_the_known_ones(acme: TenantPlan) -> None:
+    with pytest.raises(KeyError, match="tasks are: extract__erp_region, "):
+        acme.task("extract__erp_nope")
+
+
+@pytest.mark.parametrize("tenant", ["acme", "globex"])
+def test_the_runners_accept_the_planned_args_and_env(tenant: str) -> None:
+    """Each task's args parse with the runner's own click command, and its env plus the secrets
+    load into the runner's own config model: the plan speaks the runner contract."""
+    plan = plan_tenant(load_tenant(TENANTS / f"{tenant}.yaml"))
+    for task in plan.tasks:
+        secrets = {s.env_var: "from-a-secret" for s in task.secrets}
+        app, model = (postgres_app, PostgresRunnerConfig) if task.group == "bronze" else (
+            dbt_app, DbtRunnerConfig
+        )  # fmt: skip
+        params = app.commands[task.args[0]].make_context(task.args[0], list(task.args[1:])).params
+        flags = _config_flags(params) if task.group == "bronze" else {}
+        config = load_config(model, environ={**task.env, **secrets}, flags=flags)
+        assert config.tenant == tenant
+        assert config.warehouse.password is not None
+        assert config.warehouse.host == task.env["DK_WAREHOUSE__HOST"]
+        if isinstance(config, PostgresRunnerConfig):
+            (table,) = config.tables
+            assert task.task_id == f"extract__{config.source.name}_{table.name.split('.')[-1]}"
+            assert table.deletes.value == ("mark" if "--deletes" in task.args else "ignore")
+            assert config.source.password is not None
+        if isinstance(config, DbtRunnerConfig):
+            assert config.dbt_threads == int(task.env["DK_DBT_THREADS"])
+            assert params["select"]
+
+
+def test_spec_plan_and_loader_do_not_import_airflow() -> None:
+    code = (
+        "import sys\n"
+        "import datakit_orchestration.spec, datakit_orchestration.loader\n"
+        "import datakit_orchestration.plan, datakit_orchestration.schema\n"
+        "banned = ('airflow', 'docker', 'kubernetes')\n"
+        "found = sorted(m for m in sys.modules if m.split('.')[0] in banned)\n"
+        "assert not found, found\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n"
