@@ -6,25 +6,18 @@
 #}
 {% macro delete_gone_order_lines() -%}
     {%- if is_incremental() %}
-    with watermark as (
-        select
-            coalesce(max(line_loaded_at), '-infinity') as line_loaded_at,
-            coalesce(max(order_loaded_at), '-infinity') as order_loaded_at
-        from {{ this }}
-    ),
-
-    gone as (
+    with gone as (
         select lineitems.order_id, lineitems.line_number
         from {{ ref('stg_erp__lineitems') }} as lineitems
         where lineitems.deleted_at is not null
-            and lineitems.loaded_at > (select line_loaded_at from watermark)
+            and lineitems.loaded_at > {{ watermark('line_loaded_at') }}
         union
         select lineitems.order_id, lineitems.line_number
         from {{ ref('stg_erp__orders') }} as orders
         inner join {{ ref('stg_erp__lineitems') }} as lineitems
             on orders.order_id = lineitems.order_id
         where orders.deleted_at is not null
-            and orders.loaded_at > (select order_loaded_at from watermark)
+            and orders.loaded_at > {{ watermark('order_loaded_at') }}
     )
 
     delete from {{ this }} as fact

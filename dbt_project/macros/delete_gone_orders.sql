@@ -8,8 +8,6 @@
     using {{ ref('stg_erp__orders') }} as orders
     where fact.order_id = orders.order_id
         and orders.deleted_at is not null
-        and orders.loaded_at > (
-            select coalesce(max(order_loaded_at), '-infinity') from {{ this }}
-        )
+        and orders.loaded_at > {{ watermark('order_loaded_at') }}
     {%- endif %}
 {%- endmacro %}

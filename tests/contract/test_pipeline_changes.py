@@ -158,3 +158,33 @@ def test_gold_answers_like_the_source_after_the_batch(runs: PipelineRuns) -> Non
     )
     tests = runs.second_build["output"]["tests"]
     assert tests["failing"] == [] and tests["pass"] > 20
+
+
+def test_a_changed_scope_build_tests_only_the_rows_it_wrote(runs: PipelineRuns) -> None:
+    """Runs last: it leaves bad rows behind."""
+    warehouse, batch = runs.warehouse, runs.batch
+    touched = set(batch.new_orders) | set(batch.changed_orders)
+    old_line = next(key for key in sorted(runs.line_versions_after) if key[0] not in touched)
+    # An old line goes bad in Gold itself, so no build rewrites it...
+    warehouse.execute(
+        "update gold.fct_order_lines set return_flag = 'Z' "
+        "where order_id = %s and line_number = %s",
+        old_line,
+    )
+    # ...and a bad new version of an order arrives in Bronze, as a load would bring it.
+    warehouse.execute(
+        "update bronze_erp.orders set o_orderstatus = 'X', _dk_loaded_at = clock_timestamp() "
+        "where o_orderkey = %s",
+        (batch.changed_orders[0],),
+    )
+    env = warehouse.env("WAREHOUSE")
+    scoped = docker_run(runner_image("dbt"), ["build", "--test-scope", "changed"], env)
+    assert scoped.returncode == 1, scoped.stderr[-3000:]
+    failing = last_json(scoped.stdout)["output"]["tests"]["failing"]
+    assert any("accepted_values_stg_erp__orders_order_status" in name for name in failing)
+    assert not any("fct_order_lines_return_flag" in name for name in failing), failing
+
+    every_row = docker_run(runner_image("dbt"), ["test"], env)
+    assert every_row.returncode == 1, every_row.stderr[-3000:]
+    failing = last_json(every_row.stdout)["output"]["tests"]["failing"]
+    assert any("accepted_values_fct_order_lines_return_flag" in name for name in failing), failing

@@ -213,6 +213,12 @@ def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
     assert warehouse_db.execute(
         "select id, amount::text from bronze_erp.orders where id in (7, 8) order by id"
     ) == [(7, "999.99"), (8, "999.99")]
+    # The key backs the merge; `_dk_loaded_at` serves readers that follow it (incremental Silver).
+    assert warehouse_db.execute(
+        "select indexdef like 'CREATE UNIQUE%', indexdef like '%(id)', "
+        "indexdef like '%(_dk_loaded_at)' from pg_indexes "
+        "where schemaname = 'bronze_erp' and tablename = 'orders' order by indexname"
+    ) == [(False, False, True), (True, True, False)]
 
 
 MERGE_WITH_DELETES = ["extract", "--table", "orders", "--mode", "incremental", "--cursor",

@@ -228,6 +228,7 @@ def _execute(
     if not plan.has_new_rows:  # only the delete check has work to do
         result.watermark_after = plan.watermark_before
         _prepare_target(warehouse, plan)
+        _index_merge_target(warehouse, plan)
     elif spec.mode is LoadMode.FULL_REFRESH:
         result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan), stamp)
     elif spec.strategy is Strategy.MERGE:
@@ -283,12 +284,8 @@ def _merge(
     warehouse: psycopg.Connection, plan: TablePlan, rows: RowStream, stamp: Stamp
 ) -> tuple[int, int]:
     _prepare_target(warehouse, plan)
+    _index_merge_target(warehouse, plan)
     target = _qualified(plan.target_schema, plan.target_table)
-    index = _ident(f"{plan.target_table[:50]}__dk_pk")
-    keys = sql.SQL(", ").join(map(_ident, plan.primary_key))
-    warehouse.execute(
-        sql.SQL("create unique index if not exists {} on {} ({})").format(index, target, keys)
-    )
     warehouse.execute(
         sql.SQL("create temp table _dk_stage (like {} including defaults) on commit drop").format(
             target
@@ -303,6 +300,23 @@ def _merge(
     ).rowcount
     warehouse.execute(sql.SQL("insert into {} select * from _dk_stage").format(target))
     return copied, replaced
+
+
+def _index_merge_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
+    """A merged table's indexes: its key (the merge matches on it), and `_dk_loaded_at`, which
+    incremental readers downstream filter on to find what changed since they last looked."""
+    target = _qualified(plan.target_schema, plan.target_table)
+    name = plan.target_table[:50]
+    for index, columns, unique in (
+        (f"{name}__dk_pk", plan.primary_key, True),
+        (f"{name}__dk_loaded_at", ("_dk_loaded_at",), False),
+    ):
+        warehouse.execute(
+            sql.SQL("create {} index if not exists {} on {} ({})").format(
+                sql.SQL("unique" if unique else ""), _ident(index), target,
+                sql.SQL(", ").join(map(_ident, columns)),
+            )
+        )  # fmt: skip
 
 
 def _mark_deleted(

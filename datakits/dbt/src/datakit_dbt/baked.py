@@ -6,15 +6,18 @@ dbt's parse state (`partial_parse.msgpack`) with the inputs that shaped it. A ru
 manifest to dbt (`dbtRunner(manifest=…)`) when its own inputs are the same: the baked project,
 the same dbt version, database, schema prefix and target, and no `--vars`. The database and the
 schema prefix are written into every node at parse time, so any difference means a normal parse,
-and the log says which input differed.
+and the log says which input differed. A digest of the project's files guards against a project
+edited after it was parsed (a checkout where someone baked once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from datakit_dbt.config import DbtRunnerConfig
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 BAKED_DIR = "target-baked"  # inside the project directory; written at image build only
 STATE_FILE = "partial_parse.msgpack"
 INPUTS_FILE = "parse_inputs.json"
+NOT_PROJECT_FILES = {BAKED_DIR, "target", "logs", "dbt_packages"}
 # What the image's parse assumes; a run with other values parses the project itself.
 BAKED_DBNAME = os.environ.get("DK_BAKED_DBNAME", "warehouse")
 
@@ -34,12 +38,24 @@ def parse_inputs(config: DbtRunnerConfig, vars_: str | None) -> dict[str, Any]:
 
     return {
         "project_dir": str(config.project_dir.resolve()),
+        "project_files": project_digest(config.project_dir),
         "dbt_version": dbt_version,
         "dbname": config.warehouse.dbname,
         "tenant_schema_prefix": config.tenant_schema_prefix,
         "target": config.target,
         "vars": vars_,
     }
+
+
+def project_digest(project_dir: Path) -> str:
+    """A digest of every file of the project (not dbt's outputs): an edited file means a parse."""
+    digest = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        relative = path.relative_to(project_dir)
+        top = relative.parts[0]
+        if path.is_file() and top not in NOT_PROJECT_FILES and not top.startswith("."):
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def load_manifest(config: DbtRunnerConfig, vars_: str | None) -> Any | None:

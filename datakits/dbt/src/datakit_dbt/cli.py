@@ -38,6 +38,7 @@ Examples:
   dbt-runner build
   dbt-runner build --select staging.erp+ --exclude tag:slow
   dbt-runner run --select fct_order_lines --full-refresh
+  dbt-runner build --test-scope changed
 
 \b
 The warehouse comes from DK_WAREHOUSE__HOST/PORT/DBNAME/USER/PASSWORD (or PASSWORD_FILE).
@@ -48,11 +49,13 @@ Exit codes: 0 ok, 1 a model or test failed, 2 usage/config, 3 warehouse unreacha
 app = create_app(INFO, "Build Silver and Gold with dbt, as a datakit runner.", EPILOG)
 
 
-def _load(inv: Invocation, project_dir: Path | None, target: str | None) -> DbtRunnerConfig:
+def _load(
+    inv: Invocation, project_dir: Path | None, target: str | None, test_scope: str | None = None
+) -> DbtRunnerConfig:
     config = load_config(
         DbtRunnerConfig,
         config_file=inv.config_file,
-        flags={"project_dir": project_dir, "target": target},
+        flags={"project_dir": project_dir, "target": target, "test_scope": test_scope},
     )
     if config.warehouse.password is not None:
         register_secret(config.warehouse.password.get_secret_value())
@@ -83,7 +86,7 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
     @click.option("--project-dir", type=click.Path(path_type=Path), help="dbt project directory.")
     @click.pass_obj
     def command(inv: Invocation, /, **options: Any) -> RunResult:
-        config = _load(inv, options["project_dir"], options["target"])
+        config = _load(inv, options["project_dir"], options["target"], options.get("test_scope"))
         selection = Selection(
             select=options["select"], exclude=options["exclude"], vars=options["vars"],
             full_refresh=bool(options.get("full_refresh")),
@@ -100,6 +103,12 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
         command = click.option("--full-refresh", is_flag=True, help="Rebuild incremental models.")(
             command
         )
+    if name == "build":
+        command = click.option(
+            "--test-scope", type=click.Choice(["all", "changed"]),
+            help="Test every row (all), or in models with `built_at` only the rows this build "
+            "wrote (changed) [DK_TEST_SCOPE].",
+        )(command)  # fmt: skip
     return app.command(name=name, help=f"dbt {' '.join(dbt_args)}, with a RunResult.")(command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,3 +34,8 @@ class DbtRunnerConfig(BaseModel):
         "for example `acme_`; empty for one warehouse per tenant.",
     )
     dbt_threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
+    test_scope: Literal["all", "changed"] = Field(
+        default="all",
+        description="Rows a `build` tests in models that have a `built_at` column: `all`, or "
+        "`changed` (only the rows this build wrote; keys stay enforced by unique indexes).",
+    )

@@ -115,13 +115,14 @@ def _check_project(config: DbtRunnerConfig) -> None:
 
 
 def export_profile_environment(config: DbtRunnerConfig) -> None:
-    """The profile reads only these variables; they come from the validated config."""
+    """The profile and the project read only these variables, set from the validated config."""
     warehouse = config.warehouse
     os.environ.update({
         "DK_WAREHOUSE__HOST": warehouse.host, "DK_WAREHOUSE__PORT": str(warehouse.port),
         "DK_WAREHOUSE__DBNAME": warehouse.dbname, "DK_WAREHOUSE__USER": warehouse.user,
         "DK_WAREHOUSE__SSLMODE": warehouse.sslmode,
         "DK_TENANT_SCHEMA_PREFIX": config.tenant_schema_prefix,
+        "DK_TEST_SCOPE": config.test_scope,
         "DK_DBT_THREADS": str(config.dbt_threads),
         PASSWORD_VARIABLE: warehouse.password.get_secret_value() if warehouse.password else "",
     })  # fmt: skip

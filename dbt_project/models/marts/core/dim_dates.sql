@@ -1,29 +1,20 @@
--- A calendar from 1 January of the first order year to 31 December of the last year any line
--- was ordered, shipped, committed or received.
+-- A calendar from 1 January of the first order year to 31 December of the last year any order
+-- was placed or any line received (a line ships before it is received). The bounds come from
+-- fct_orders, a quarter of the rows of the lines.
 with
 
 orders as (
-    select * from {{ ref('stg_erp__orders') }}
-    where deleted_at is null
-),
-
-lineitems as (
-    select * from {{ ref('stg_erp__lineitems') }}
-    where deleted_at is null
+    select * from {{ ref('fct_orders') }}
 ),
 
 bounds as (
     select
-        date_trunc('year', least(
-            (select min(order_date) from orders),
-            (select min(ship_date) from lineitems)
-        ))::date as first_day,
-        (date_trunc('year', greatest(
-            (select max(order_date) from orders),
-            (select max(ship_date) from lineitems),
-            (select max(commit_date) from lineitems),
-            (select max(receipt_date) from lineitems)
-        )) + interval '1 year' - interval '1 day')::date as last_day
+        date_trunc('year', min(order_date))::date as first_day,
+        (
+            date_trunc('year', max(greatest(order_date, last_receipt_date)))
+            + interval '1 year' - interval '1 day'
+        )::date as last_day
+    from orders
 ),
 
 days as (

@@ -29,16 +29,17 @@ orders as (
 ),
 
 {% if is_incremental() %}
+-- Reads the relations, not the CTEs above: a CTE read twice is materialized in full.
 changed_lines as (
     select order_id, line_number
-    from lineitems
-    where loaded_at > (select coalesce(max(line_loaded_at), '-infinity') from {{ this }})
+    from {{ ref('stg_erp__lineitems') }}
+    where loaded_at > {{ watermark('line_loaded_at') }}
     union
-    select lineitems.order_id, lineitems.line_number
-    from orders
-    inner join lineitems
-        on orders.order_id = lineitems.order_id
-    where orders.loaded_at > (select coalesce(max(order_loaded_at), '-infinity') from {{ this }})
+    select changed_orders_lines.order_id, changed_orders_lines.line_number
+    from {{ ref('stg_erp__orders') }} as changed_orders
+    inner join {{ ref('stg_erp__lineitems') }} as changed_orders_lines
+        on changed_orders.order_id = changed_orders_lines.order_id
+    where changed_orders.loaded_at > {{ watermark('order_loaded_at') }}
 ),
 {% endif %}
 
@@ -67,7 +68,8 @@ order_lines as (
         lineitems.receipt_date > lineitems.commit_date as is_late,
         greatest(lineitems.updated_at, orders.updated_at) as updated_at,
         lineitems.loaded_at as line_loaded_at,
-        orders.loaded_at as order_loaded_at
+        orders.loaded_at as order_loaded_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
     from lineitems
     inner join orders
         on lineitems.order_id = orders.order_id

@@ -34,11 +34,11 @@ order_lines as (
 changed_orders as (
     select order_id
     from {{ ref('stg_erp__orders') }}
-    where loaded_at > (select coalesce(max(order_loaded_at), '-infinity') from {{ this }})
+    where loaded_at > {{ watermark('order_loaded_at') }}
     union
     select order_id
     from {{ ref('stg_erp__lineitems') }}
-    where loaded_at > (select coalesce(max(lines_loaded_at), '-infinity') from {{ this }})
+    where loaded_at > {{ watermark('lines_loaded_at') }}
 ),
 
 orders_to_build as (
@@ -95,7 +95,8 @@ final as (
         line_totals.last_receipt_date,
         orders_to_build.updated_at,
         orders_to_build.loaded_at as order_loaded_at,
-        line_totals.lines_loaded_at
+        line_totals.lines_loaded_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
     from orders_to_build
     left join line_totals
         on orders_to_build.order_id = line_totals.order_id

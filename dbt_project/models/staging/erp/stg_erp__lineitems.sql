@@ -3,6 +3,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
     unique_key=['order_id', 'line_number'],
     indexes=[
         {'columns': ['order_id', 'line_number'], 'unique': true},
@@ -15,7 +16,7 @@ with
 source as (
     select * from {{ source('erp', 'lineitem') }}
     {% if is_incremental() %}
-    where _dk_loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where _dk_loaded_at > {{ watermark('loaded_at') }}
     {% endif %}
 ),
 
@@ -43,7 +44,8 @@ final as (
         l_comment::text as comment,
         updated_at::timestamptz as updated_at,
         _dk_deleted_at::timestamptz as deleted_at,
-        _dk_loaded_at::timestamptz as loaded_at
+        _dk_loaded_at::timestamptz as loaded_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
     from latest
 )
 

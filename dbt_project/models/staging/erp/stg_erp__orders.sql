@@ -5,6 +5,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
     unique_key='order_id',
     indexes=[
         {'columns': ['order_id'], 'unique': true},
@@ -17,7 +18,7 @@ with
 source as (
     select * from {{ source('erp', 'orders') }}
     {% if is_incremental() %}
-    where _dk_loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where _dk_loaded_at > {{ watermark('loaded_at') }}
     {% endif %}
 ),
 
@@ -38,7 +39,8 @@ final as (
         o_comment::text as comment,
         updated_at::timestamptz as updated_at,
         _dk_deleted_at::timestamptz as deleted_at,
-        _dk_loaded_at::timestamptz as loaded_at
+        _dk_loaded_at::timestamptz as loaded_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
     from latest
 )
 
