@@ -4,9 +4,9 @@
     dbt runner's `--test-scope changed` is on (DK_TEST_SCOPE) and the model has a `built_at`
     column (the big incremental models: staging orders and lines, the two facts).
 
-    Such a run checks the 1% of rows it rewrote instead of all of them. Keys stay exact: those
-    models enforce their keys with unique indexes, so rows outside the scope cannot collide with
-    rows inside it. What a scoped run does not notice is an older row whose parent row (in a
+    Such a run checks the 1% of rows it rewrote instead of all of them, found through an index
+    on `built_at` rather than a scan of the table. Keys stay exact: those models enforce their
+    keys with unique indexes, so rows outside the scope cannot collide with rows inside it. What a scoped run does not notice is an older row whose parent row (in a
     `relationships` test) disappeared since it was written; run a full-scope build or `test` to
     check that, for example nightly. `built_at` is the invocation's start, so the scope only
     makes sense in the same invocation that built the models (a `build`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,25 @@ def test_runs_use_the_pre_parsed_manifest_when_their_inputs_match(
     assert "parsing the project: `dbname` differ(s)" in parsed.stderr
     nodes = [n["unique_id"] for n in last_json(parsed.stdout)["output"]["nodes"]]
     assert nodes == [n["unique_id"] for n in last_json(baked.stdout)["output"]["nodes"]]
+
+
+def test_a_project_mounted_at_run_time_is_parsed_and_built(
+    image: str, warehouse: tuple[Database, Database], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(
+        "name: my_project\nversion: '1.0.0'\nprofile: datakit\nmodel-paths: [models]\n"
+    )
+    (project / "models" / "hello.sql").write_text("select 42 as answer\n")
+    for path in (tmp_path, project, project / "models"):
+        path.chmod(0o755)  # the image runs as uid 10001; a read-only mount is enough
+    outcome = docker_run(
+        image, ["run", "--project-dir", "/project"], dbt_env(warehouse[1]),
+        volumes=[f"{project}:/project:ro"],
+    )  # fmt: skip
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    assert "pre-parsed manifest" not in outcome.stderr  # its own project: dbt parses it
+    nodes = last_json(outcome.stdout)["output"]["nodes"]
+    assert [(n["unique_id"], n["status"]) for n in nodes] == [("model.my_project.hello", "success")]
+    assert warehouse[1].execute("select answer from silver.hello") == [(42,)]

@@ -170,7 +170,7 @@ def load_table(
     key = state.TableKey(ctx.tenant, source.name, bronze_table_name(spec))
     target = f"{bronze_schema(source.name)}.{key.table}"
     try:
-        with source.snapshot(), warehouse.transaction():
+        with warehouse.transaction():
             warehouse.execute(
                 "select set_config('datakit.run_id', %s, true),"
                 " set_config('datakit.source', %s, true)",
@@ -178,8 +178,12 @@ def load_table(
             )
             state.lock_table(warehouse, key, ctx.lock_timeout_s)
             stamp = _stamp(warehouse, ctx.run_id, source.name)
-            plan = make_plan(warehouse, source, spec, ctx.tenant)
-            result = _execute(warehouse, source, plan, stamp)
+            # The source snapshot starts once the lock is ours, so it is never older than what
+            # the run before us loaded: an older one would miss keys that run already loaded,
+            # and `deletes: mark` would take them for deleted.
+            with source.snapshot():
+                plan = make_plan(warehouse, source, spec, ctx.tenant)
+                result = _execute(warehouse, source, plan, stamp)
             result.duration_s = round(time.monotonic() - clock, 3)
             if plan.cursor and result.status == "succeeded":
                 state.write_watermark(

@@ -5,16 +5,20 @@
 -- scan of every line), and first deletes the lines whose line or order became a tombstone since
 -- (see delete_gone_order_lines). One watermark per Silver table: loads of different tables can
 -- commit in any order, so a single combined watermark could step over a late one.
+-- `analyze` after each run: the readers right after (tests, other models) plan with the new
+-- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['order_id', 'line_number'],
     on_schema_change='append_new_columns',
+    post_hook='analyze {{ this }}',
     pre_hook="{{ delete_gone_order_lines() }}",
     indexes=[
         {'columns': ['order_id', 'line_number'], 'unique': true},
         {'columns': ['line_loaded_at']},
         {'columns': ['order_loaded_at']},
+        {'columns': ['built_at']},
     ],
 ) }}
 

@@ -6,16 +6,20 @@
 -- `lines_loaded_at`, and first deletes the orders that became tombstones since then.
 -- Only incremental runs read stg_erp__lineitems, so dbt needs the dependency spelled out:
 -- depends_on: {{ ref('stg_erp__lineitems') }}
+-- `analyze` after each run: the readers right after (tests, other models) plan with the new
+-- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='order_id',
     on_schema_change='append_new_columns',
+    post_hook='analyze {{ this }}',
     pre_hook="{{ delete_gone_orders() }}",
     indexes=[
         {'columns': ['order_id'], 'unique': true},
         {'columns': ['order_loaded_at']},
         {'columns': ['lines_loaded_at']},
+        {'columns': ['built_at']},
     ],
 ) }}
 
