@@ -11,7 +11,7 @@ BENCH_SCALE ?= 1
 RUNNER      ?= postgres
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint schemas bench clean
+        test-contract lint schemas bench bench-dbt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,7 +19,7 @@ help: ## Show this help
 setup: $(VENV)/.installed ## Create the development venv (.venv) with pinned tools
 
 $(VENV)/.installed: requirements-dev.txt base-image/constraints.txt runners/*/constraints.txt \
-		datakits/*/pyproject.toml orchestration/pyproject.toml
+		orchestration/constraints.txt datakits/*/pyproject.toml orchestration/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -61,12 +61,20 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m datakit_orchestration.schema --check
+	$(PY) -m datakit_orchestration.dagfiles --check
 
 schemas: setup ## Regenerate orchestration/tenant.schema.json from the tenant spec models
 	$(PY) -m datakit_orchestration.schema
 
+.PHONY: dags
+dags: setup ## Write one thin DAG file per tenant in orchestration/dags (after adding a tenant)
+	$(PY) -m datakit_orchestration.dagfiles
+
 bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh
+
+bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
+	BENCH_SCALE=$(BENCH_SCALE) benchmarks/dbt.sh
 
 clean: ## Remove the venv and caches (images and demo data stay; see demo-down)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

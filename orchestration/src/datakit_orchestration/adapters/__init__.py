@@ -1,0 +1,52 @@
+"""Adapters: a platform-neutral `TaskPlan` rendered as a stock Airflow operator.
+
+The only code that imports the Airflow providers. `docker.docker_task` gives a `DockerOperator`
+(local, CI, the demo), `kubernetes.kubernetes_task` a `KubernetesPodOperator` (production); both
+take every setting from the plan, so their renderings can be compared field by field (the parity
+tests). `retry` holds the retry policy both use, `secrets` how Docker tasks and notifiers read
+secret references from Airflow, `notify` the failure and success notifications.
+
+The runtime is chosen once per deployment, by the environment variable `DATAKIT_RUNTIME`
+(`docker`, the default, or `kubernetes`) of the Airflow processes, and read only here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Literal, cast, get_args
+
+from airflow.sdk import BaseOperator
+
+from datakit_orchestration.plan import TaskPlan, TenantPlan
+
+Runtime = Literal["docker", "kubernetes"]
+RUNTIME_ENV = "DATAKIT_RUNTIME"
+DEFAULT_RUNTIME: Runtime = "docker"
+
+Renderer = Callable[[TaskPlan], BaseOperator]
+
+
+def runtime_from_env() -> Runtime:
+    """The deployment's runtime, from `DATAKIT_RUNTIME`."""
+    value = os.environ.get(RUNTIME_ENV, "").strip().lower() or DEFAULT_RUNTIME
+    if value not in get_args(Runtime):
+        raise ValueError(
+            f"{RUNTIME_ENV}=`{value}` is not a runtime; set it to `docker` (containers on the "
+            "Airflow host) or `kubernetes` (pods in each tenant's namespace)"
+        )
+    return cast(Runtime, value)
+
+
+def renderer(plan: TenantPlan, runtime: Runtime) -> Renderer:
+    """A function turning each task of `plan` into its operator on `runtime`. Each provider is
+    imported only for its own runtime, so a deployment needs only the one it uses."""
+    if runtime == "kubernetes":
+        from datakit_orchestration.adapters.kubernetes import KubernetesDeployment, kubernetes_task
+
+        k8s_deployment = KubernetesDeployment.for_tenant(plan)
+        return lambda task: kubernetes_task(task, k8s_deployment)
+    from datakit_orchestration.adapters.docker import DockerDeployment, docker_task
+
+    docker_deployment = DockerDeployment.for_tenant(plan)
+    return lambda task: docker_task(task, docker_deployment)
