@@ -94,6 +94,15 @@ def slowest(result: dict[str, Any], count: int = 5) -> list[tuple[str, float]]:
     return [(n["unique_id"].split(".")[2], n["execution_time_s"]) for n in nodes[:count]]
 
 
+def uncommitted_changes() -> bool:
+    """Whether the checkout differs from its commit: then the images are not that commit."""
+    status = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return bool(status.stdout.strip())
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     full, incremental = report["full"], report["incremental"]
@@ -101,7 +110,8 @@ def render(report: dict[str, Any]) -> str:
         f"## {m['date_utc']} — dbt build, full vs incremental, TPC-H SF {report['scale']:g}",
         "",
         f"- Machine: {m['cpu_model']}, {m['cpu_cores']} cores, {m['ram_bytes'] / 2**30:.1f} GiB "
-        f"RAM, Linux {m['kernel']}; docker {m['docker_server']}; git {m['git_commit']}.",
+        f"RAM, Linux {m['kernel']}; docker {m['docker_server']}; git {m['git_commit']}"
+        f"{' with uncommitted changes' if report['dirty'] else ''}.",
         f"- Images: `{report['postgres_image']}`, `{report['dbt_image']}` (pre-parsed manifest: "
         f"{report['baked_manifest']}). Warehouse PostgreSQL "
         f"{m['warehouse_server']['server_version']}, shared_buffers "
@@ -218,6 +228,7 @@ def main(
         "ratio_build": ratio_build, "ratio_pipeline": ratio_pipeline,
         "ratio_build_all": incremental_all["build_s"] / full["build_s"],
         "command": f"make bench-dbt BENCH_SCALE={scale:g}",
+        "dirty": uncommitted_changes(),
     }  # fmt: skip
     section = render(report)
     append_results(results, section)
