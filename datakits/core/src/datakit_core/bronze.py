@@ -243,6 +243,12 @@ def _execute(
         blocks, progress = _rows(source, plan)
         result.rows_read = _copy_into(warehouse, target, plan.schema_plan.columns, blocks, progress)
     result.rows_written = result.rows_read
+    if spec.mode is LoadMode.FULL_REFRESH or not plan.target_exists:
+        # A table full of new rows has no statistics yet, and autovacuum gets to it later: the
+        # first readers (dbt models and tests) would plan joins blind, nested loops over views.
+        warehouse.execute(
+            sql.SQL("analyze {}").format(_qualified(plan.target_schema, plan.target_table))
+        )
     if spec.deletes is Deletes.MARK:
         result.rows_deleted = _mark_deleted(warehouse, source, plan, stamp)
         if not plan.has_new_rows and not result.rows_deleted:
