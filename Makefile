@@ -71,10 +71,10 @@ dags: setup ## Write one thin DAG file per tenant in orchestration/dags (after a
 	$(PY) -m datakit_orchestration.dagfiles
 
 bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BENCH_SCALE=1)
-	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh
+	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh runner
 
 bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
-	BENCH_SCALE=$(BENCH_SCALE) benchmarks/dbt.sh
+	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh dbt
 
 clean: ## Remove the venv and caches (images and demo data stay; see demo-down)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ does. Reports wall times, the ratios incremental/full (target < 0.1), where the 
 seconds per kind, slowest nodes) and whether Gold still answers TPC-H Q1 like the source, and
 appends a section to benchmarks/RESULTS.md.
 
-Run through `make bench-dbt` (benchmarks/dbt.sh), which starts dedicated databases.
+Run through `make bench-dbt` (`benchmarks/run.sh dbt`), which starts dedicated databases.
 """
 
 from __future__ import annotations

@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# `make bench`: start dedicated benchmark databases (compose project dk-bench, ports 56431/56432,
-# the same server image and settings as the demo), then time the Postgres runner image against
-# the raw psql COPY pipe on TPC-H lineitem (BENCH_SCALE, default 1) and record the results in
-# benchmarks/RESULTS.md. The databases are removed afterwards.
+# `make bench` / `make bench-dbt`: start dedicated benchmark databases (compose project dk-bench,
+# ports 56431/56432, the same server image and settings as the demo), run one benchmark against
+# them with the built images, and record its results in benchmarks/RESULTS.md. The databases are
+# removed afterwards.
+#   benchmarks/run.sh runner   the Postgres runner image against a raw psql COPY pipe on TPC-H
+#                              lineitem (bench_postgres_runner.py)
+#   benchmarks/run.sh dbt      a full `dbt build` against incremental ones after 1% change
+#                              batches (bench_dbt.py)
+# Further arguments go to the benchmark script; BENCH_SCALE (default 1) sets the TPC-H scale.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+BENCH="${1:?usage: benchmarks/run.sh runner|dbt [options]}"
+shift
 export DK_DEMO_SOURCE_PORT=56431 DK_DEMO_WAREHOUSE_PORT=56432
 export DK_SOURCE__PASSWORD="${DK_DEMO_SOURCE_PASSWORD:-erp-demo-password}"
 export DK_WAREHOUSE__PASSWORD="${DK_DEMO_WAREHOUSE_PASSWORD:-warehouse-demo-password}"
 COMPOSE=(docker-compose -f demo/docker-compose.yml -p dk-bench)
+image() { echo "etl/$1-runner:$(tr -d '[:space:]' < "runners/$1/VERSION")"; }
 
 command -v psql >/dev/null || { apt-get update -q && apt-get install -y -q postgresql-client; } >&2
 demo/databases.sh dk-bench
 trap '"${COMPOSE[@]}" down -v >&2' EXIT
 
-.venv/bin/python benchmarks/bench_postgres_runner.py \
-  --image "etl/postgres-runner:$(tr -d '[:space:]' < runners/postgres/VERSION)" \
-  --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-3}" "$@"
+case "$BENCH" in
+  runner)
+    .venv/bin/python benchmarks/bench_postgres_runner.py --image "$(image postgres)" \
+      --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-3}" "$@" ;;
+  dbt)
+    .venv/bin/python benchmarks/bench_dbt.py --postgres-image "$(image postgres)" \
+      --dbt-image "$(image dbt)" --scale "${BENCH_SCALE:-1}" --batches "${BENCH_BATCHES:-2}" "$@" ;;
+  *)
+    echo "benchmarks/run.sh: unknown benchmark \`$BENCH\`; use \`runner\` or \`dbt\`." >&2
+    exit 2 ;;
+esac
