@@ -12,7 +12,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-BENCH="${1:?usage: benchmarks/run.sh runner|dbt [options]}"
+BENCH="${1:-}"
+if [[ "$BENCH" != runner && "$BENCH" != dbt ]]; then
+  echo "usage: benchmarks/run.sh runner|dbt [options] (got \`$BENCH\`)" >&2
+  exit 2
+fi
 shift
 export DK_DEMO_SOURCE_PORT=56431 DK_DEMO_WAREHOUSE_PORT=56432
 export DK_SOURCE__PASSWORD="${DK_DEMO_SOURCE_PASSWORD:-erp-demo-password}"
@@ -31,7 +35,4 @@ case "$BENCH" in
   dbt)
     .venv/bin/python benchmarks/bench_dbt.py --postgres-image "$(image postgres)" \
       --dbt-image "$(image dbt)" --scale "${BENCH_SCALE:-1}" --batches "${BENCH_BATCHES:-2}" "$@" ;;
-  *)
-    echo "benchmarks/run.sh: unknown benchmark \`$BENCH\`; use \`runner\` or \`dbt\`." >&2
-    exit 2 ;;
 esac
