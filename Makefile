@@ -44,8 +44,8 @@ demo: setup images ## Set everything up and run the demo tenant end to end (DEMO
 demo-down: ## Stop the demo databases and delete their data
 	$(COMPOSE) -p dk-demo down -v
 
-test: setup images lint ## Run the full test suite: unit, integration, contract
-	$(PYTEST) tests/unit tests/integration tests/contract
+test: setup images lint ## Run the full test suite: unit, integration, contract, e2e
+	$(PYTEST) tests/unit tests/integration tests/contract tests/e2e
 
 test-unit: setup ## Unit tests only (no services)
 	$(PYTEST) tests/unit

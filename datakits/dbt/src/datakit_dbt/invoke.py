@@ -66,8 +66,8 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
         "--log-format", current_format(),  # dbt's log lines match the runner's
     ]  # fmt: skip
-    if not sys.stderr.isatty():
-        args.append("--no-use-colors")  # no terminal escapes in files and log collectors
+    if not sys.stderr.isatty() or current_format() == "json":
+        args.append("--no-use-colors")  # no terminal escapes in JSON lines, files, collectors
     log.info("dbt %s", " ".join(command + selection.args()))
     export_profile_environment(config)
     from dbt.cli.main import dbtRunner  # imported late: dbt takes a second to import

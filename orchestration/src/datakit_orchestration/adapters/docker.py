@@ -7,7 +7,9 @@ the entrypoint is never overridden. Plain settings go to `environment`; secrets 
 in `environment` (a templated, rendered and stored field) or in the serialized DAG.
 
 The result is the last line of the container's output (`do_xcom_push`), which is the runner's
-`RunResult` JSON line. Exit code 99 (nothing to do) skips the task; only exit code 3 is retried.
+`RunResult` JSON line; the container gets a terminal (`tty`) so that stdout and stderr reach the
+operator as one stream in the order written (two pipes would interleave at random). Exit code 99
+(nothing to do) skips the task; only exit code 3 is retried.
 Resources: `cpus` becomes Docker CPU shares (a relative weight under contention, not a hard cap:
 the operator has no `--cpus`), `mem_limit` is a hard memory limit.
 """
@@ -62,6 +64,10 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
         auto_remove="success",  # a failed container stays for `docker logs` / `docker inspect`
         mount_tmp_dir=False,  # the runner writes only under its own /tmp
         do_xcom_push=True,
+        # One terminal for stdout and stderr keeps their lines in the order the runner wrote
+        # them, so the last line is the RunResult. Without it Docker multiplexes two pipes and
+        # a log line written just before the result can arrive after it and become the XCom.
+        tty=True,
         skip_on_exit_code=task.skip_exit_codes,
         cpus=task.resources.cpu_limit_cores,
         mem_limit=task.resources.memory_limit_bytes,
