@@ -11,7 +11,7 @@ BENCH_SCALE ?= 1
 RUNNER      ?= postgres
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint schemas bench bench-dbt clean
+        test-contract lint schemas bench bench-dbt bench-dags clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BEN
 
 bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh dbt
+
+bench-dags: setup ## Airflow parse time of the DAG folder for 1, 10 and 100 tenants of 40 tables
+	$(PY) benchmarks/bench_dag_parse.py
 
 clean: ## Remove the venv and caches (images and demo data stay; see demo-down)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
