@@ -17,7 +17,7 @@
     {%- if env_var('DK_TEST_SCOPE', 'all') == 'changed' and execute -%}
         {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') -%}
         {%- if 'built_at' in columns -%}
-            {%- do conditions.append("built_at = '" ~ run_started_at.isoformat() ~ "'::timestamptz") -%}
+            {%- do conditions.append("built_at = " ~ built_at()) -%}
         {%- endif -%}
     {%- endif -%}
     {%- if conditions -%}

@@ -89,7 +89,6 @@ def bake(config: DbtRunnerConfig) -> None:
 
     baked = config.project_dir / BAKED_DIR
     export_profile_environment(config)
-    os.environ.setdefault("DBT_ENV_SECRET_WAREHOUSE_PASSWORD", "")
     outcome = dbtRunner().invoke([
         "parse", "--project-dir", str(config.project_dir),
         "--profiles-dir", str(config.profiles_dir), "--target", config.target,

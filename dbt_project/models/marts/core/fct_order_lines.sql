@@ -73,7 +73,7 @@ order_lines as (
         greatest(lineitems.updated_at, orders.updated_at) as updated_at,
         lineitems.loaded_at as line_loaded_at,
         orders.loaded_at as order_loaded_at,
-        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
+        {{ built_at() }} as built_at
     from lineitems
     inner join orders
         on lineitems.order_id = orders.order_id

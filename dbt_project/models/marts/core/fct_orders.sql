@@ -100,7 +100,7 @@ final as (
         orders_to_build.updated_at,
         orders_to_build.loaded_at as order_loaded_at,
         line_totals.lines_loaded_at,
-        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
+        {{ built_at() }} as built_at
     from orders_to_build
     left join line_totals
         on orders_to_build.order_id = line_totals.order_id

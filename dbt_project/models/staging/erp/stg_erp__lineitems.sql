@@ -49,7 +49,7 @@ final as (
         updated_at::timestamptz as updated_at,
         _dk_deleted_at::timestamptz as deleted_at,
         _dk_loaded_at::timestamptz as loaded_at,
-        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
+        {{ built_at() }} as built_at
     from latest
 )
 
