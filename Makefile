@@ -11,7 +11,7 @@ BENCH_SCALE ?= 1
 RUNNER      ?= postgres
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint schemas bench bench-dbt bench-dags clean
+        test-contract lint schemas bench bench-dbt bench-dags bench-spark clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,7 @@ images: engine ## Build every runner image and the local PostgreSQL server image
 	@for dir in runners/*/; do runners/build.sh $$(basename $$dir) >/dev/null || exit 1; done
 	demo/postgres/build.sh
 
-demo: setup images ## Set everything up and run the demo tenant end to end (DEMO_SCALE=0.1)
+demo: setup images ## Set everything up; Airflow runs the demo tenant's DAG end to end, twice (DEMO_SCALE=0.1)
 	DEMO_SCALE=$(DEMO_SCALE) demo/run.sh
 
 demo-down: ## Stop the demo databases and delete their data
@@ -60,6 +60,8 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy registry/release.py  # a script, not a package: mypy takes it on its own
+	$(VENV)/bin/mypy stack/prepare.py
 	$(PY) -m datakit_orchestration.schema --check
 	$(PY) -m datakit_orchestration.dagfiles --check
 
@@ -70,14 +72,49 @@ schemas: setup ## Regenerate orchestration/tenant.schema.json from the tenant sp
 dags: setup ## Write one thin DAG file per tenant in orchestration/dags (after adding a tenant)
 	$(PY) -m datakit_orchestration.dagfiles
 
+.PHONY: helm-values
+helm-values: setup ## Values of the tenant-namespace Helm chart for one tenant: make helm-values TENANT=acme
+	@test -n "$(TENANT)" || { echo "Name the tenant: make helm-values TENANT=acme" >&2; exit 2; }
+	$(PY) -m datakit_orchestration.helm $(TENANT) --output values-$(TENANT).yaml
+	@echo "secret values to fill in: $(PY) -m datakit_orchestration.helm $(TENANT) --secret-values" >&2
+
 bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh runner
 
 bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh dbt
 
+bench-spark: setup images ## Spark runner vs Postgres runner on TPC-H lineitem (BENCH_SCALE=1)
+	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh spark
+
 bench-dags: setup ## Airflow parse time of the DAG folder for 1, 10 and 100 tenants of 40 tables
 	$(PY) benchmarks/bench_dag_parse.py
+
+.PHONY: registry registry-down release
+registry: ## Start the local image registry on 127.0.0.1:5000 (registry/README.md)
+	registry/serve.sh start
+
+registry-down: ## Stop the local image registry (released images stay in registry/data)
+	registry/serve.sh stop
+
+# A release is never the default runner's by accident: RUNNER must be given.
+ifneq ($(filter release,$(MAKECMDGOALS)),)
+ifeq ($(origin RUNNER),file)
+$(error make release: name the runner: make release RUNNER=<tech> (one of: $(notdir $(patsubst %/Dockerfile,%,$(wildcard runners/*/Dockerfile)))))
+endif
+endif
+release: setup engine registry ## Build, label and push a runner once, record its digest: make release RUNNER=postgres
+	$(PY) registry/release.py $(RUNNER)
+
+.PHONY: up down astro
+up: setup engine ## Local stack on 127.0.0.1: registry, demo databases, Airflow UI :8080 (stack/stack.sh)
+	stack/stack.sh up
+
+down: ## Stop what `make up` started (and say what)
+	stack/stack.sh down
+
+astro: setup ## Stage the tenants, DAG files and orchestration wheel into astro/ for `astro dev start`
+	astro/stage.sh
 
 clean: ## Remove the venv and caches (images and demo data stay; see demo-down)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,14 +7,16 @@
 #                              lineitem (bench_postgres_runner.py)
 #   benchmarks/run.sh dbt      a full `dbt build` against incremental ones after 1% change
 #                              batches (bench_dbt.py)
+#   benchmarks/run.sh spark    the Spark runner image against the Postgres runner image on TPC-H
+#                              lineitem, alternating (bench_spark.py)
 # Further arguments go to the benchmark script; BENCH_SCALE (default 1) sets the TPC-H scale.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BENCH="${1:-}"
-if [[ "$BENCH" != runner && "$BENCH" != dbt ]]; then
-  echo "usage: benchmarks/run.sh runner|dbt [options] (got \`$BENCH\`)" >&2
+if [[ "$BENCH" != runner && "$BENCH" != dbt && "$BENCH" != spark ]]; then
+  echo "usage: benchmarks/run.sh runner|dbt|spark [options] (got \`$BENCH\`)" >&2
   exit 2
 fi
 shift
@@ -35,4 +37,7 @@ case "$BENCH" in
   dbt)
     .venv/bin/python benchmarks/bench_dbt.py --postgres-image "$(image postgres)" \
       --dbt-image "$(image dbt)" --scale "${BENCH_SCALE:-1}" --batches "${BENCH_BATCHES:-2}" "$@" ;;
+  spark)
+    .venv/bin/python benchmarks/bench_spark.py --postgres-image "$(image postgres)" \
+      --spark-image "$(image spark)" --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-2}" "$@" ;;
 esac

@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import click
 import psycopg
@@ -136,7 +137,7 @@ def _copy_orders(conn: psycopg.Connection, templates: list[int]) -> tuple[list[i
     return keys, lines
 
 
-def _one(conn: psycopg.Connection, query: str) -> tuple:
+def _one(conn: psycopg.Connection, query: str) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
     assert row is not None
     return row

@@ -1,7 +1,9 @@
 """Shared fixtures: two real PostgreSQL servers (source and warehouse) and fresh databases.
 
 By default the servers come from `demo/docker-compose.yml` (image `etl/postgres-server:15`),
-started by pytest-docker as project `dk-test` on ports 55431/55432. Set `DK_TEST_SOURCE_PORT`,
+started by pytest-docker as project `dk-test` on ports 55431/55432 (a second session running at
+the same time sets `DK_TEST_COMPOSE_PROJECT`, `DK_DEMO_SOURCE_PORT` and `DK_DEMO_WAREHOUSE_PORT`
+to its own; a session removes its servers when it ends). Set `DK_TEST_SOURCE_PORT`,
 `DK_TEST_WAREHOUSE_PORT`, `DK_TEST_PG_USER` and `DK_TEST_PG_PASSWORD` to use servers that are
 already running instead (for example a local PostgreSQL while developing).
 """
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -88,7 +92,9 @@ def docker_compose_file() -> str:
 
 @pytest.fixture(scope="session")
 def docker_compose_project_name() -> str:
-    return "dk-test"
+    # Two test sessions at once need their own project (and ports, `DK_DEMO_*_PORT`): a session
+    # removes its project's servers when it ends.
+    return os.environ.get("DK_TEST_COMPOSE_PROJECT", "dk-test")
 
 
 @pytest.fixture(scope="session")
@@ -192,3 +198,30 @@ class Runner:
 @pytest.fixture
 def runner(runner_env: dict[str, str]) -> Runner:
     return Runner(runner_env)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers: a hung or firewalled server."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()

@@ -23,6 +23,7 @@ from datakit_orchestration.adapters import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.notify import notifiers
 from datakit_orchestration.adapters.secrets import check_variable_names
 from datakit_orchestration.loader import load_tenant, load_tenants
+from datakit_orchestration.lock import LockError, deployment_pins
 from datakit_orchestration.plan import TenantPlan, plan_tenant
 
 
@@ -58,11 +59,18 @@ def build_dag(plan: TenantPlan, runtime: Runtime) -> DAG:
 
 
 def tenant_dag(tenant_file: Path | str) -> DAG:
-    """The DAG of one tenant file on the deployment's runtime. Raises `TenantSpecError` (every
-    problem, its field path and the fix) when the file is invalid: called from a tenant's own DAG
-    file, that is the file's import error."""
-    spec = load_tenant(Path(tenant_file).resolve())
-    return build_dag(plan_tenant(spec), runtime_from_env())
+    """The DAG of one tenant file on the deployment's runtime, its images pinned by digest when the
+    deployment names an image lock (`lock.deployment_pins`). Raises `TenantSpecError` (every
+    problem, its field path and the fix) when the file is invalid, and `LockError` when it pins a
+    version the lock does not have: called from a tenant's own DAG file, that is the file's
+    import error."""
+    path = Path(tenant_file).resolve()
+    spec = load_tenant(path)
+    try:
+        pinned = deployment_pins(spec)
+    except LockError as exc:
+        raise LockError(f"{path}: {exc}") from None
+    return build_dag(plan_tenant(spec, pinned), runtime_from_env())
 
 
 def build_dags(tenants_dir: Path | str) -> dict[str, DAG]:
@@ -70,5 +78,5 @@ def build_dags(tenants_dir: Path | str) -> dict[str, DAG]:
     out: their own DAG files report them."""
     specs, _errors = load_tenants(tenants_dir)
     runtime = runtime_from_env()
-    dags = [build_dag(plan_tenant(spec), runtime) for spec in specs]
+    dags = [build_dag(plan_tenant(spec, deployment_pins(spec)), runtime) for spec in specs]
     return {dag.dag_id: dag for dag in dags}

@@ -13,7 +13,8 @@ passwords travel only as secret references, never as values.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
@@ -139,8 +140,12 @@ class TenantPlan:
         raise KeyError(f"no task `{task_id}` in `{self.dag_id}`; tasks are: {known}")
 
 
-def plan_tenant(tenant: TenantSpec) -> TenantPlan:
-    """The tenant's DAG as platform-neutral records; a pure function of the spec."""
+def plan_tenant(tenant: TenantSpec, pinned: Mapping[str, str] | None = None) -> TenantPlan:
+    """The tenant's DAG as platform-neutral records; a pure function of the spec.
+
+    `pinned` maps an image the tenant pins (`<registry>/etl/<tech>-runner:<version>`) to the
+    reference its tasks run instead, by digest (`lock.deployment_pins`); without it, the tags.
+    """
     bronze = [_extract_task(tenant, s, t) for s in tenant.sources for t in s.tables]
     bronze_assets = tuple(uri for task in bronze for uri in task.outlets)
     gold_schema = f"{tenant.dbt.tenant_schema_prefix}gold"
@@ -177,7 +182,10 @@ def plan_tenant(tenant: TenantSpec) -> TenantPlan:
             *(f"layer:{layer}" for layer in ("bronze", "silver", "gold")),
             *(f"runner:{runner}" for runner in runners),
         ),
-        tasks=(*bronze, silver, gold, quality),
+        tasks=tuple(
+            replace(task, image=pinned.get(task.image, task.image)) if pinned else task
+            for task in (*bronze, silver, gold, quality)
+        ),
         pools=tuple(_pool(tenant, source) for source in tenant.sources),
         notifications=_notifications(tenant.notifications),
         kubernetes=KubernetesPlan(

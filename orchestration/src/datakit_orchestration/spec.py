@@ -9,6 +9,7 @@ where it is (`sources[0].tables[2].cursor`) rather than at the model that notice
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -437,6 +438,61 @@ class Notifications(BaseModel):
         return addresses
 
 
+class EgressTarget(BaseModel):
+    """Where the traffic to one host name may go. A NetworkPolicy matches addresses and pods,
+    never names, so the tenant namespace's egress allow-list needs this for every warehouse or
+    source host that is not an IP address."""
+
+    model_config = _FROZEN
+
+    host: str = Field(min_length=1, description="The warehouse or source `host` this entry is for.")
+    cidrs: list[str] = Field(
+        default_factory=list,
+        description="IP ranges the host name resolves to, e.g. `10.20.0.0/24` (outside the "
+        "cluster, or a fixed address).",
+    )
+    namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE_PATTERN,
+        description="For a host served inside the cluster (`*.svc.cluster.local`): the "
+        "namespace of the pods behind it.",
+    )
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="With `namespace`: labels of the pods behind the host; all pods of the "
+        "namespace when empty.",
+    )
+
+    @field_validator("cidrs")
+    @classmethod
+    def _valid_cidrs(cls, cidrs: list[str]) -> list[str]:
+        bad = []
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                bad.append(cidr)
+        if bad:
+            raise ValueError(
+                f"not IP ranges: {_listed(bad)}; use CIDR notation with the host bits zero, "
+                "e.g. `10.20.0.0/24` or `10.20.0.7/32`"
+            )
+        return cidrs
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EgressTarget:
+        if bool(self.cidrs) == (self.namespace is not None):
+            raise SpecProblems([Problem((), (
+                f"egress of `{self.host}` needs either `cidrs` (IP ranges) or `namespace` "
+                "(with optional `pod_labels`) for a host inside the cluster, not both or neither"
+            ))])  # fmt: skip
+        if self.pod_labels and self.namespace is None:
+            raise SpecProblems([Problem(("pod_labels",), (
+                "`pod_labels` selects pods inside the cluster; add their `namespace`"
+            ))])  # fmt: skip
+        return self
+
+
 class KubernetesSpec(BaseModel):
     """Where the runner pods go in production (KubernetesPodOperator)."""
 
@@ -455,6 +511,12 @@ class KubernetesSpec(BaseModel):
     )
     image_pull_secrets: list[str] = Field(
         default_factory=list, description="Secrets used to pull the runner images."
+    )
+    egress: list[EgressTarget] = Field(
+        default_factory=list,
+        description="Addresses of the warehouse and source hosts given by name, for the "
+        "namespace's egress allow-list (`python -m datakit_orchestration.helm`); hosts that "
+        "are IP addresses need no entry.",
     )
 
     @field_validator("image_pull_secrets")
@@ -505,7 +567,12 @@ class TenantSpec(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TenantSpec:
-        problems = [*self._duplicate_sources(), *self._task_id_clashes(), *self._resources()]
+        problems = [
+            *self._duplicate_sources(),
+            *self._task_id_clashes(),
+            *self._resources(),
+            *self._egress_hosts(),
+        ]
         if problems:
             raise SpecProblems(problems)
         return self
@@ -555,4 +622,25 @@ class TenantSpec(BaseModel):
                     Problem(loc + p.loc, f"{p.message} (unset fields come from `resources`)")
                     for p in merged.problems()
                 ]
+        return problems
+
+    def _egress_hosts(self) -> list[Problem]:
+        """Each egress entry names a host of this tenant, once: a stale or doubled entry would
+        open the namespace to an address nothing uses."""
+        hosts = [self.warehouse.host, *(source.host for source in self.sources)]
+        seen: dict[str, int] = {}
+        problems = []
+        for index, target in enumerate(self.kubernetes.egress):
+            loc: tuple[str | int, ...] = ("kubernetes", "egress", index, "host")
+            first = seen.setdefault(target.host, index)
+            if first != index:
+                problems.append(Problem(loc, (
+                    f"`{target.host}` is already described by kubernetes.egress[{first}]; "
+                    "keep one entry per host"
+                )))  # fmt: skip
+            elif target.host not in hosts:
+                problems.append(Problem(loc, (
+                    f"`{target.host}` is neither the warehouse host nor a source host; use one "
+                    f"of {_listed(sorted(set(hosts)))} or remove the entry"
+                )))  # fmt: skip
         return problems

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.xcom_sidecar import PodDefaults
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import DAG, RetryAction
+from jinja2.sandbox import SandboxedEnvironment
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from datakit_orchestration import spec
-from datakit_orchestration.adapters import runtime_from_env
+from datakit_orchestration.adapters import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.docker import DockerDeployment, docker_task
 from datakit_orchestration.adapters.kubernetes import KubernetesDeployment, kubernetes_task
 from datakit_orchestration.adapters.notify import WebhookNotifier, notifiers
@@ -97,6 +97,11 @@ def test_docker_and_kubernetes_renderings_agree(plan: TenantPlan, task: TaskPlan
     assert docker.pool == kubernetes.pool == (task.pool or "default_pool")
     assert docker.trigger_rule == kubernetes.trigger_rule == task.trigger_rule
     assert docker.do_xcom_push and kubernetes.do_xcom_push
+    # One XCom: the runner's /airflow/xcom/return.json, decoded as JSON. The Kubernetes sidecar
+    # reads the file there and the operator `json.loads` it; Docker copies the same file out.
+    assert docker.retrieve_output
+    assert docker.retrieve_output_path == f"{PodDefaults.XCOM_MOUNT_PATH}/return.json"
+    assert docker.pickling_library is json
     for operator in (docker, kubernetes):
         assert [a.uri for a in operator.inlets] == list(task.inlets)
         assert [a.uri for a in operator.outlets] == list(task.outlets)
@@ -281,6 +286,22 @@ def test_runtime_is_docker_unless_the_deployment_says_kubernetes(
         runtime_from_env()
 
 
+@pytest.mark.parametrize("runtime", ["docker", "kubernetes"])
+def test_runner_arguments_are_literal_never_template_file_names(runtime: Runtime) -> None:
+    plan = shipped_plans()[0]
+    first = plan.tasks[0]
+    task = replace(first, args=(*first.args, "--env-file", "prod.env", "hook.sh", "vars.json"))
+    operator = renderer(plan, runtime)(task)
+
+    operator.resolve_template_files()  # what parsing the DAG file does
+    # What a run does before `execute`: an argument the provider took for a template file name
+    # (DockerOperator: `.sh`, `.bash`, `.env`) would be loaded as a template here.
+    operator.render_template_fields(context={}, jinja_env=SandboxedEnvironment())  # type: ignore[arg-type]
+
+    rendered = operator.command if isinstance(operator, DockerOperator) else operator.arguments
+    assert rendered == list(task.args)
+
+
 # ---- notifications ------------------------------------------------------------------------
 
 
@@ -293,29 +314,6 @@ def test_notifiers_follow_the_tenant_spec() -> None:
     assert notifiers(plans["acme"], "succeeded") == []  # on_success is off by default
     globex = [type(n) for n in notifiers(plans["globex"], "succeeded")]
     assert globex == [SmtpNotifier, WebhookNotifier, WebhookNotifier]
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP server that records the JSON bodies POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            received.append(json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/T0K3N", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_webhook_notifier_posts_the_run_to_the_url_read_from_the_secret(

@@ -16,10 +16,12 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import DAG
 
 from datakit_orchestration.dagfiles import main, pools, sync_dag_files
-from datakit_orchestration.dags import build_dag, build_dags
+from datakit_orchestration.dags import build_dag, build_dags, tenant_dag
+from datakit_orchestration.lock import write_lock
 from datakit_orchestration.plan import TenantPlan
 from tests.unit.orchestration.airflow_helpers import DAGS, dagbag, shipped_plans
 from tests.unit.orchestration.helpers import ROOT, TENANTS, base, write_tenant
+from tests.unit.orchestration.test_lock import DIGEST_A, DIGEST_B, lock_with
 
 ACME_EXTRACTS = [
     f"extract__erp_{table}"
@@ -189,3 +191,50 @@ def test_dag_files_are_written_and_checked_without_importing_airflow() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+# ---- the image lock -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["docker", "kubernetes"])
+def test_a_deployment_lock_pins_every_task_to_its_release_by_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    lock = tmp_path / "images.lock"
+    write_lock(lock_with(("postgres", "0.1.0", DIGEST_A), ("dbt", "0.1.0", DIGEST_B)), lock)
+    monkeypatch.setenv("DK_IMAGE_LOCK", str(lock))
+    monkeypatch.setenv("DATAKIT_RUNTIME", runtime)
+
+    images = {task.task_id: task.image for task in tenant_dag(TENANTS / "acme.yaml").tasks}
+
+    assert images["extract__erp_orders"] == (
+        f"registry.localhost/etl/postgres-runner:0.1.0@{DIGEST_A}"
+    )
+    for task_id in ("dbt_build__silver", "dbt_run__gold", "dbt_test__gold"):
+        assert images[task_id] == f"registry.localhost/etl/dbt-runner:0.1.0@{DIGEST_B}"
+    assert all(image.count("@sha256:") == 1 for image in images.values())
+
+
+def test_without_a_deployment_lock_the_tasks_run_the_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DK_IMAGE_LOCK", raising=False)
+    monkeypatch.setenv("DATAKIT_RUNTIME", "docker")
+    images = {task.image for task in tenant_dag(TENANTS / "acme.yaml").tasks}
+    assert images == {
+        "registry.localhost/etl/postgres-runner:0.1.0",
+        "registry.localhost/etl/dbt-runner:0.1.0",
+    }
+
+
+def test_a_version_missing_from_the_deployment_lock_is_an_import_error_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = tmp_path / "images.lock"
+    write_lock(lock_with(("postgres", "0.1.0", DIGEST_A)), lock)
+    monkeypatch.setenv("DK_IMAGE_LOCK", str(lock))
+
+    bag = dagbag(DAGS, "docker")
+
+    error = bag["import_errors"][str(DAGS / "acme.py")]
+    assert str(TENANTS / "acme.yaml") in error
+    assert "dbt.runner_version: etl/dbt-runner `0.1.0` was never released" in error
+    assert "make release RUNNER=dbt" in error

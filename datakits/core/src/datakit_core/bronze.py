@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import psycopg
 from psycopg import sql
@@ -52,10 +52,16 @@ from datakit_core.schema import (
 log = logging.getLogger(__name__)
 
 
+CopyFormat = Literal["binary", "text"]
+
+
 class Source(Protocol):
-    """What the loader needs from a source technology."""
+    """What the loader needs from a source technology. Sources subclass it."""
 
     name: str
+    copy_format: CopyFormat = "binary"
+    """The COPY format of `copy_blocks`: PostgreSQL binary, or `text` for a source whose rows are
+    already encoded in COPY's text format (the Spark runner's parallel JDBC read)."""
 
     def snapshot(self) -> AbstractContextManager[None]:
         """Reads inside this block see one consistent state of the source."""
@@ -240,8 +246,10 @@ def _execute(
     else:
         _prepare_target(warehouse, plan)
         target = _qualified(plan.target_schema, plan.target_table)
-        blocks, progress = _rows(source, plan)
-        result.rows_read = _copy_into(warehouse, target, plan.schema_plan.columns, blocks, progress)
+        blocks, progress, fmt = _rows(source, plan)
+        result.rows_read = _copy_into(
+            warehouse, target, plan.schema_plan.columns, blocks, progress, fmt
+        )
     result.rows_written = result.rows_read
     if spec.mode is LoadMode.FULL_REFRESH or not plan.target_exists:
         # A table full of new rows has no statistics yet, and autovacuum gets to it later: the
@@ -256,15 +264,18 @@ def _execute(
     return result
 
 
-RowStream = tuple[Iterator[Block], Progress]
+RowStream = tuple[Iterator[Block], Progress, CopyFormat]
 
 
 def _rows(source: Source, plan: TablePlan) -> RowStream:
-    """The rows this run copies, as a COPY stream, and the progress that reports on it."""
+    """The rows this run copies, as a COPY stream, the progress that reports on it, and the
+    stream's COPY format."""
     expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
     blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
-    return blocks, Progress(
-        plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log
+    return (
+        blocks,
+        Progress(plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log),
+        source.copy_format,
     )
 
 
@@ -348,7 +359,7 @@ def _mark_deleted(
     )
     progress = Progress(f"{plan.spec.name} (keys)", total_rows=plan.source.row_estimate, log=log)
     blocks = source.copy_blocks(plan.source, keys, RowRange())
-    _copy_into(warehouse, _ident("_dk_source_keys"), keys, blocks, progress)
+    _copy_into(warehouse, _ident("_dk_source_keys"), keys, blocks, progress, source.copy_format)
     warehouse.execute("analyze _dk_source_keys")  # a temp table has no statistics otherwise
     marked = warehouse.execute(
         sql.SQL(
@@ -487,9 +498,10 @@ def _copy_into(
     columns: tuple[Column, ...],
     blocks: Iterator[Block],
     progress: Progress,
+    fmt: CopyFormat,
 ) -> int:
     names = sql.SQL(", ").join(_ident(c.name) for c in columns)
-    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(table, names)
+    statement = sql.SQL("copy {} ({}) from stdin (format {})").format(table, names, sql.SQL(fmt))
     return relay(blocks, warehouse, statement, progress)
 
 

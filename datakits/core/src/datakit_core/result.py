@@ -1,12 +1,14 @@
 """`RunResult`: the one JSON line every runner command ends its stdout with.
 
-The same document is written to `/airflow/xcom/return.json` when that directory exists, so
-DockerOperator (last stdout line) and KubernetesPodOperator (the xcom sidecar) see the same XCom.
+The same document is written to `/airflow/xcom/return.json` when that directory exists (the runner
+images have it), so DockerOperator (which copies the file out of the stopped container) and
+KubernetesPodOperator (whose sidecar reads it from an emptyDir) push the same JSON object.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
 from datetime import datetime
@@ -18,6 +20,8 @@ from pydantic import BaseModel, Field
 from datakit_core.errors import ExitCode
 
 XCOM_DIR = Path("/airflow/xcom")
+
+log = logging.getLogger(__name__)
 
 Status = Literal[
     "succeeded", "failed", "nothing_to_do", "usage_error", "transient_error", "internal_error"
@@ -99,4 +103,7 @@ def emit(result: RunResult) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
     if XCOM_DIR.is_dir():
-        (XCOM_DIR / "return.json").write_text(line, encoding="utf-8")
+        try:
+            (XCOM_DIR / "return.json").write_text(line, encoding="utf-8")
+        except OSError as exc:  # e.g. `docker run --read-only`: stdout already has the result
+            log.warning("Cannot write the XCom file `%s`: %s", XCOM_DIR / "return.json", exc)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cache
 from typing import Literal, cast, get_args
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from datakit_orchestration.plan import TaskPlan, TenantPlan
 
@@ -41,12 +42,32 @@ def runtime_from_env() -> Runtime:
 def renderer(plan: TenantPlan, runtime: Runtime) -> Renderer:
     """A function turning each task of `plan` into its operator on `runtime`. Each provider is
     imported only for its own runtime, so a deployment needs only the one it uses."""
+    render: Renderer
     if runtime == "kubernetes":
         from datakit_orchestration.adapters.kubernetes import KubernetesDeployment, kubernetes_task
 
         k8s_deployment = KubernetesDeployment.for_tenant(plan)
-        return lambda task: kubernetes_task(task, k8s_deployment)
-    from datakit_orchestration.adapters.docker import DockerDeployment, docker_task
+        render = lambda task: kubernetes_task(task, k8s_deployment)  # noqa: E731
+    else:
+        from datakit_orchestration.adapters.docker import DockerDeployment, docker_task
 
-    docker_deployment = DockerDeployment.for_tenant(plan)
-    return lambda task: docker_task(task, docker_deployment)
+        docker_deployment = DockerDeployment.for_tenant(plan)
+        render = lambda task: docker_task(task, docker_deployment)  # noqa: E731
+
+    def render_literal(task: TaskPlan) -> BaseOperator:
+        operator = render(task)
+        # The runner's arguments are literal. DockerOperator reads any templated string (or list
+        # item) ending in `.sh`, `.bash` or `.env` as a template *file* name, so an argument
+        # such as `--env-file prod.env` would be replaced by a file's content, or fail the run;
+        # and the lookup builds a Jinja environment per field, a third of a DAG's parse time.
+        # (KubernetesPodOperator has no template extensions; both runtimes now agree.)
+        operator.template_ext = ()
+        return operator
+
+    return render_literal
+
+
+@cache
+def asset(uri: str) -> Asset:
+    """One `Asset` per URI: a Bronze table is its extract's outlet and Silver's inlet."""
+    return Asset(uri)

@@ -6,24 +6,28 @@ the entrypoint is never overridden. Plain settings go to `environment`; secrets 
 `adapters.secrets`) only when the operator creates the container: they are never in the command,
 in `environment` (a templated, rendered and stored field) or in the serialized DAG.
 
-The result is the last line of the container's output (`do_xcom_push`), which is the runner's
-`RunResult` JSON line; the container gets a terminal (`tty`) so that stdout and stderr reach the
-operator as one stream in the order written (two pipes would interleave at random). Exit code 99
-(nothing to do) skips the task; only exit code 3 is retried.
+The XCom is the runner's `RunResult` as a JSON object, as under Kubernetes: the runner writes it
+to `/airflow/xcom/return.json` (a directory of every runner image), and the operator copies that
+file out of the stopped container (`retrieve_output`) and decodes it as JSON. The last stdout line,
+the operator's default, would be the same document as a string. The container gets a terminal
+(`tty`) so that stdout and stderr reach the task log as one stream in the order written. Exit
+code 99 (nothing to do) skips the task; only exit code 3 is retried.
 Resources: `cpus` becomes Docker CPU shares (a relative weight under contention, not a hard cap:
 the operator has no `--cpus`), `mem_limit` is a hard memory limit.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import Asset, Context
+from airflow.sdk import Context
 
+from datakit_orchestration.adapters import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
 from datakit_orchestration.adapters.secrets import SecretEnvironment
 from datakit_orchestration.plan import TaskPlan, TenantPlan
@@ -31,6 +35,8 @@ from datakit_orchestration.plan import TaskPlan, TenantPlan
 # DockerOperator reports a failed container as "Docker container failed: {'StatusCode': 3, …}",
 # the wait status the Docker API returned; the exception carries no other field for it.
 _STATUS_CODE = re.compile(r"""['"]StatusCode['"]:\s*(\d+)""")
+
+XCOM_FILE = "/airflow/xcom/return.json"  # where every runner writes its RunResult
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
     # The operator only unpacks it (`{**private_environment}`) when it creates the container,
     # which is when the Variables should be read; its annotation says `dict`, any Mapping works.
     secrets = SecretEnvironment(deployment.tenant, task.secrets)
-    return DockerOperator(
+    operator = DockerOperator(
         task_id=task.task_id,
         image=task.image,
         command=list(task.args),
@@ -64,9 +70,10 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
         auto_remove="success",  # a failed container stays for `docker logs` / `docker inspect`
         mount_tmp_dir=False,  # the runner writes only under its own /tmp
         do_xcom_push=True,
-        # One terminal for stdout and stderr keeps their lines in the order the runner wrote
-        # them, so the last line is the RunResult. Without it Docker multiplexes two pipes and
-        # a log line written just before the result can arrive after it and become the XCom.
+        retrieve_output=True,
+        retrieve_output_path=XCOM_FILE,
+        # One terminal for stdout and stderr keeps their lines in the order the runner wrote them
+        # (Docker would multiplex two pipes, whose lines interleave at random).
         tty=True,
         skip_on_exit_code=task.skip_exit_codes,
         cpus=task.resources.cpu_limit_cores,
@@ -76,9 +83,13 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
         retry_policy=ExitCodeRetryPolicy(task.retry_exit_codes, docker_exit_code),
         pool=task.pool,
         trigger_rule=task.trigger_rule,
-        inlets=[Asset(uri) for uri in task.inlets],
-        outlets=[Asset(uri) for uri in task.outlets],
+        inlets=[asset(uri) for uri in task.inlets],
+        outlets=[asset(uri) for uri in task.outlets],
     )
+    # `retrieve_output` decodes the file with the operator's `pickling_library` (pickle unless
+    # set; the provider's @task.docker sets it the same way). The runner writes JSON.
+    operator.pickling_library = json
+    return operator
 
 
 def docker_exit_code(exception: BaseException, context: Context | None = None) -> int | None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import Asset, Context
+from airflow.sdk import Context
 from kubernetes.client import models as k8s
 
+from datakit_orchestration.adapters import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
 from datakit_orchestration.plan import TaskPlan, TenantPlan
 
@@ -71,8 +72,8 @@ def kubernetes_task(task: TaskPlan, deployment: KubernetesDeployment) -> Kuberne
         retry_policy=ExitCodeRetryPolicy(task.retry_exit_codes, pod_exit_code),
         pool=task.pool,
         trigger_rule=task.trigger_rule,
-        inlets=[Asset(uri) for uri in task.inlets],
-        outlets=[Asset(uri) for uri in task.outlets],
+        inlets=[asset(uri) for uri in task.inlets],
+        outlets=[asset(uri) for uri in task.outlets],
     )
 
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Stage what the Astro image needs from outside astro/ (the Astro CLI builds with astro/ as its
+# context): `make astro`, or `astro/stage.sh [PROJECT_DIR]` (default: this folder).
+#
+#   include/tenants/*.yaml    copies of orchestration/tenants/ (the source of truth; edit there)
+#   dags/<tenant>.py          one thin DAG file per tenant, written by datakit_orchestration.dagfiles
+#                             (the same generator as orchestration/dags/), reading ../include/tenants/
+#   include/wheels/*.whl      the datakit-orchestration package, installed by the Dockerfile
+#
+# Rerun it after changing a tenant file or the orchestration package. Building the wheel needs
+# setuptools from PyPI (pip's isolated build) unless a wheel of this version is already staged.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PY="${PY:-$ROOT/.venv/bin/python}"
+PROJECT="$(realpath -m "${1:-$HERE}")"
+
+die() { echo "astro/stage.sh: ERROR: $*" >&2; exit 1; }
+
+[[ -x "$PY" ]] || die "no Python at \`$PY\`; run \`make setup\` first (or set PY=<python with datakit-orchestration>)."
+[[ -f "$PROJECT/Dockerfile" ]] || die "\`$PROJECT\` is not the Astro project (no Dockerfile); pass the astro/ folder or a copy of it."
+
+# Tenant files: replace the staged set, so a tenant deleted from orchestration/ disappears here too.
+rm -rf "$PROJECT/include/tenants"
+mkdir -p "$PROJECT/include/tenants" "$PROJECT/dags"
+cp "$ROOT"/orchestration/tenants/*.yaml "$PROJECT/include/tenants/"
+# The tenant files name their schema as ../tenant.schema.json (editor completion only).
+cp "$ROOT/orchestration/tenant.schema.json" "$PROJECT/include/"
+
+# DAG files: written (and orphans dropped) by the project's own generator.
+"$PY" -m datakit_orchestration.dagfiles --tenants "$PROJECT/include/tenants" --dags "$PROJECT/dags"
+
+# The package as a wheel, built from a clean copy of its sources so nothing is written into
+# orchestration/ (no build/ or egg-info left behind).
+build="$(mktemp -d)"
+trap 'rm -rf "$build"' EXIT
+cp "$ROOT/orchestration/pyproject.toml" "$ROOT/orchestration/README.md" "$build/"
+cp -r "$ROOT/orchestration/src" "$build/src"
+rm -rf "$build"/src/*.egg-info
+find "$build/src" -name __pycache__ -prune -exec rm -rf {} +
+rm -rf "$PROJECT/include/wheels"
+"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$PROJECT/include/wheels" "$build" >&2 \
+  || die "building the datakit-orchestration wheel failed (output above); pip needs PyPI for setuptools."
+
+echo "astro/stage.sh: staged $(ls "$PROJECT/include/tenants" | wc -l) tenant file(s)," \
+  "$(ls "$PROJECT"/dags/*.py | wc -l) DAG file(s) and $(basename "$PROJECT"/include/wheels/*.whl) into $PROJECT" >&2

@@ -1,0 +1,1 @@
+"""Spark datakit: parallel JDBC extract into Bronze, PySpark jobs, Kubernetes conf."""

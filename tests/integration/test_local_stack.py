@@ -1,0 +1,224 @@
+"""`make up` / `make down` for real: the registry, the demo databases and Airflow (api-server,
+scheduler, dag-processor, triggerer) from the venv, on ports that do not clash with a running
+`make up` or `make demo`, then everything stopped again.
+
+Slow (about a minute): Airflow's metadata database is migrated and four processes start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_PORT = int(os.environ.get("DK_TEST_STACK_AIRFLOW_PORT", "58080"))
+REGISTRY_ADDR = os.environ.get("DK_TEST_STACK_REGISTRY_ADDR", "127.0.0.1:55500")
+SOURCE_PORT, WAREHOUSE_PORT = "55541", "55542"
+DB_PROJECT = "dk-stack-test"
+URL = f"http://127.0.0.1:{AIRFLOW_PORT}"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEMO_PASSWORDS = ("erp-demo-password", "warehouse-demo-password")
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Stack:
+    state: Path
+    env: dict[str, str]
+    up_output: str
+
+    def make(self, target: str) -> subprocess.CompletedProcess[str]:
+        # `-o .venv/.installed`: use the venv as it is; never reinstall it from inside a test.
+        return subprocess.run(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", target],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+
+    def pids(self) -> dict[str, int]:
+        return {
+            name: int((self.state / "run" / f"{name}.pid").read_text())
+            for name in COMPONENTS
+            if (self.state / "run" / f"{name}.pid").exists()
+        }
+
+
+def _docker_engine() -> bool:
+    return bool(shutil.which("docker")) and (
+        subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    )
+
+
+def _get(path: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(URL + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _token(state: Path) -> str:
+    """Log in as the stack's admin with the password Airflow generated into AIRFLOW_HOME."""
+    passwords = json.loads(
+        (state / "airflow" / "simple_auth_manager_passwords.json.generated").read_text()
+    )
+    body = json.dumps({"username": "admin", "password": passwords["admin"]}).encode()
+    request = urllib.request.Request(
+        URL + "/auth/token", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        token: str = json.load(response)["access_token"]
+    return token
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not _docker_engine():
+        pytest.skip("no Docker engine answers `docker info`; start one with `make engine`")
+    state = tmp_path_factory.mktemp("stack")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DATAKIT_"))}
+    env |= {
+        "DK_STACK_DIR": str(state),
+        "DK_STACK_AIRFLOW_PORT": str(AIRFLOW_PORT),
+        "DK_STACK_DB_PROJECT": DB_PROJECT,
+        "DK_DEMO_SOURCE_PORT": SOURCE_PORT,
+        "DK_DEMO_WAREHOUSE_PORT": WAREHOUSE_PORT,
+        "DK_REGISTRY_ADDR": REGISTRY_ADDR,
+        "DK_REGISTRY_DIR": str(state / "registry"),
+    }
+    stack = Stack(state, env, "")
+    try:
+        up = stack.make("up")
+        stack = Stack(state, env, up.stdout + up.stderr)
+        assert up.returncode == 0, stack.up_output[-8000:]
+        yield stack
+    finally:
+        stack.make("down")
+        subprocess.run(
+            ["docker-compose", "-f", str(ROOT / "demo" / "docker-compose.yml"), "-p", DB_PROJECT,
+             "down", "-v"],
+            capture_output=True, timeout=300,
+        )  # fmt: skip
+
+
+def test_up_reports_where_the_ui_is_and_how_to_log_in(stack: Stack) -> None:
+    assert f"Airflow UI   {URL}" in stack.up_output
+    password_file = stack.state / "airflow" / "simple_auth_manager_passwords.json.generated"
+    assert str(password_file) in stack.up_output
+    assert "user `admin`" in stack.up_output
+
+
+def test_up_never_shows_the_demo_passwords_nor_leaves_them_in_a_file(stack: Stack) -> None:
+    for password in DEMO_PASSWORDS:
+        assert password not in stack.up_output
+    assert not (stack.state / "variables.json").exists()
+
+
+def test_airflow_reports_every_part_healthy(stack: Stack) -> None:
+    health = _get("/api/v2/monitor/health")
+    for part in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
+        assert health[part]["status"] == "healthy", health
+
+
+def test_the_tenant_dags_are_listed_through_the_rest_api(stack: Stack) -> None:
+    token = _token(stack.state)
+    # The DAG processor parses the folder on its own schedule after it reports healthy.
+    deadline = time.monotonic() + 180
+    while True:
+        dag_ids = {dag["dag_id"] for dag in _get("/api/v2/dags", token)["dags"]}
+        if {"acme__elt", "globex__elt"} <= dag_ids or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert dag_ids == {"acme__elt", "globex__elt"}
+    assert _get("/api/v2/importErrors", token)["import_errors"] == []
+
+
+def test_the_pools_and_the_demo_tenant_variables_are_set(stack: Stack) -> None:
+    token = _token(stack.state)
+    pools = {pool["name"]: pool["slots"] for pool in _get("/api/v2/pools", token)["pools"]}
+    assert {"acme__erp": 2, "globex__crm": 3, "globex__billing": 1}.items() <= pools.items()
+    variables = {v["key"] for v in _get("/api/v2/variables", token)["variables"]}
+    assert variables == {
+        "datakit__acme__acme_erp__password",
+        "datakit__acme__acme_warehouse__password",
+    }
+
+
+def test_every_port_the_stack_opened_is_on_loopback(stack: Stack) -> None:
+    groups = set(stack.pids().values())
+    listening = [
+        conn
+        for conn in psutil.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN and conn.pid and _pgid(conn.pid) in groups
+    ]
+    assert any(conn.laddr.port == AIRFLOW_PORT for conn in listening)
+    assert {conn.laddr.ip for conn in listening} == {"127.0.0.1"}, listening
+
+
+def test_up_twice_is_harmless(stack: Stack) -> None:
+    before = stack.pids()
+    again = stack.make("up")
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-6000:]
+    for name in COMPONENTS:
+        assert f"airflow {name}: already running (pid {before[name]})" in output
+    assert "databases: already running" in output
+    assert "registry: already running" in output
+    assert stack.pids() == before
+
+
+def test_down_stops_everything_up_started(stack: Stack) -> None:
+    pids = stack.pids()
+    assert set(pids) == set(COMPONENTS)
+    members = [p.pid for p in psutil.process_iter() if _pgid(p.pid) in set(pids.values())]
+    assert len(members) > len(pids)  # workers and API server processes under each leader
+    down = stack.make("down")
+    output = down.stdout + down.stderr
+    assert down.returncode == 0, output[-6000:]
+    for name, pid in pids.items():
+        assert f"stopped airflow {name} (pid {pid})" in output
+    assert f"stopped the databases (compose project {DB_PROJECT}" in output
+    assert f"stopped the registry on {REGISTRY_ADDR}" in output
+    assert not [pid for pid in members if _alive(pid)]
+    assert stack.pids() == {}
+    with pytest.raises(OSError):
+        urllib.request.urlopen(URL + "/api/v2/monitor/health", timeout=5)
+    running = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={DB_PROJECT}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert running.stdout.strip() == ""
+    status = subprocess.run(
+        [str(ROOT / "registry" / "serve.sh"), "status"],
+        env=stack.env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert status.returncode == 3, status.stdout
+    again = stack.make("down")
+    assert again.returncode == 0
+    assert "stopped airflow" not in again.stderr
+    assert "stopped the" not in again.stderr
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
