@@ -135,6 +135,32 @@ def test_source_read_plan_sql_for_full_and_incremental_reads() -> None:
     assert keys_only_without_page_key == "SELECT [Name] FROM [dbo].[Cust omers]"
 
 
+@pytest.mark.parametrize(
+    ("key", "paged"),
+    [
+        (col("At", "datetime2", 8, 27, 7), False),  # 100 ns: the driver returns microseconds
+        (col("At", "datetimeoffset", 10, 34, 7), False),
+        (col("At", "time", 5, 16, 7), False),
+        (col("At", "datetime2", 8, 26, 6), True),
+        (col("At", "datetime", 8), True),
+        (col("At", "int", 4), True),
+    ],
+    ids=lambda v: v.declared if hasattr(v, "declared") else str(v),
+)
+def test_a_key_the_driver_cannot_return_exactly_is_not_paged(key: Any, paged: bool) -> None:
+    source = _CatalogOnly(_settings(page_rows=1000), conn=None)
+    source._tables["dbo.Events"] = TableInfo((key, col("Name", "nvarchar", 80)), ("At",))
+    table = SourceTable("dbo", "Events", (), ("At",))
+    columns = (Column("At", bronze_type(key)), Column("Name", "character varying(40)"))
+
+    statement = source.copy_statement(table, columns, RowRange()).splitlines()[0]
+
+    if paged:
+        assert statement.startswith("SELECT TOP (1000) ") and statement.endswith("ORDER BY [At]")
+    else:
+        assert statement == "SELECT [At], [Name] FROM [dbo].[Events]"
+
+
 # -- type mapping --------------------------------------------------------------------------------
 
 MAPPING = [

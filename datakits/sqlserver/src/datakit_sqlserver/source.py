@@ -107,6 +107,13 @@ def read_batches(plan: ReadPlan, fetch: Fetch) -> Iterator[Sequence[tuple[Any, .
         statement = plan.next_statement(last)
 
 
+def pages_exactly(column: SourceColumn) -> bool:
+    """Whether the driver returns a key column's values exactly, so that the next page can start
+    right after the last row read. It keeps time to the microsecond: a 7-digit fraction (100 ns)
+    comes back truncated, and `key > <truncated last key>` would read the last row again."""
+    return not (column.type_name in ("datetime2", "datetimeoffset", "time") and column.scale > 6)
+
+
 def key_literal(value: Any, column: SourceColumn) -> str:
     """A key value read from the driver, as a T-SQL literal of the key column's type."""
     if value is None:
@@ -258,8 +265,17 @@ class SqlServerSource(Source):
                 f"Columns {', '.join(f'`{n}`' for n in missing)} are not in source table "
                 f"`{table.qualified}`."
             )
-        # Pages need the key in every row; a copy without it (some key-only reads) streams.
+        # Pages need the key in every row, read back exactly; otherwise the copy streams.
         key = info.page_key if all(k in names for k in info.page_key) else ()
+        inexact = [by_name[k] for k in key if not pages_exactly(by_name[k])]
+        if inexact:
+            log.info(
+                "Table `%s` is read in one streamed SELECT, not in pages: its key column `%s` "
+                "(%s) has 100 ns digits the driver does not return, so a page could not start "
+                "exactly after the previous one.",
+                table.qualified, inexact[0].name, inexact[0].declared,
+            )  # fmt: skip
+            key = ()
         return ReadPlan(
             table=_table(table),
             projection=tuple(select_expression(by_name[n]) for n in names),
