@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="registry/release.py",
         description="Build, label and push etl/<tech>-runner:<VERSION> once; record its digest.",
         epilog="examples:\n  make release RUNNER=postgres\n"
-        "  DK_REGISTRY_ADDR=127.0.0.1:55000 registry/release.py dbt --lock /tmp/images.lock",
+        "  DK_REGISTRY_ADDR=127.0.0.1:25000 registry/release.py dbt --lock /tmp/images.lock",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("tech", help="runner folder in runners/ (postgres, dbt, …)")

@@ -36,7 +36,8 @@ from tests.contract.docker import runner_image, runner_version
 
 pytestmark = pytest.mark.contract
 
-REGISTRY_PORT = int(os.environ.get("DK_TEST_REGISTRY_PORT", "55000"))
+# Below Linux's ephemeral range (32768-60999), so no client connection's local port holds it.
+REGISTRY_PORT = int(os.environ.get("DK_TEST_REGISTRY_PORT", "25000"))
 ADDR = f"127.0.0.1:{REGISTRY_PORT}"
 SERVE = ROOT / "registry" / "serve.sh"
 RELEASE = ROOT / "registry" / "release.py"

@@ -22,9 +22,11 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_PORT = int(os.environ.get("DK_TEST_STACK_AIRFLOW_PORT", "58080"))
-REGISTRY_ADDR = os.environ.get("DK_TEST_STACK_REGISTRY_ADDR", "127.0.0.1:55500")
-SOURCE_PORT, WAREHOUSE_PORT = "55541", "55542"
+# Ports below Linux's ephemeral range (32768-60999): a client connection's local port can never
+# hold them when a server of the stack binds.
+AIRFLOW_PORT = int(os.environ.get("DK_TEST_STACK_AIRFLOW_PORT", "28080"))
+REGISTRY_ADDR = os.environ.get("DK_TEST_STACK_REGISTRY_ADDR", "127.0.0.1:25500")
+SOURCE_PORT, WAREHOUSE_PORT = "25541", "25542"
 DB_PROJECT = "dk-stack-test"
 URL = f"http://127.0.0.1:{AIRFLOW_PORT}"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
