@@ -54,8 +54,14 @@ def write_tenants(count: int, tenants_dir: Path) -> None:
     tables: list[dict[str, Any]] = []
     for i in range(TABLES_PER_TENANT):
         if i % 2:
-            tables.append({"name": f"table_{i:02d}", "mode": "incremental",
-                           "cursor": "updated_at", "strategy": "merge"})  # fmt: skip
+            tables.append(
+                {
+                    "name": f"table_{i:02d}",
+                    "mode": "incremental",
+                    "cursor": "updated_at",
+                    "strategy": "merge",
+                }
+            )
         else:
             tables.append({"name": f"table_{i:02d}"})
     for n in range(count):
@@ -70,8 +76,11 @@ def parse_once(dags_dir: Path, airflow_home: Path) -> dict[str, Any]:
     env.update({"AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
     proc = subprocess.run(
         [sys.executable, "-c", PARSE, str(dags_dir)],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise click.ClickException(f"parsing {dags_dir} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -86,9 +95,15 @@ def measure(count: int, repeat: int) -> dict[str, Any]:
         sync_dag_files(tenants, dags, check=False)
         runs = [parse_once(dags, home) for _ in range(repeat)]
     seconds = statistics.median(r["seconds"] for r in runs)
-    return {"tenants": count, "seconds": seconds, "per_tenant_ms": 1000 * seconds / count,
-            "runs": [round(r["seconds"], 3) for r in runs], "dags": runs[0]["dags"],
-            "tasks": runs[0]["tasks"], "import_errors": runs[0]["import_errors"]}  # fmt: skip
+    return {
+        "tenants": count,
+        "seconds": seconds,
+        "per_tenant_ms": 1000 * seconds / count,
+        "runs": [round(r["seconds"], 3) for r in runs],
+        "dags": runs[0]["dags"],
+        "tasks": runs[0]["tasks"],
+        "import_errors": runs[0]["import_errors"],
+    }
 
 
 def render(results: list[dict[str, Any]], repeat: int) -> str:

@@ -77,8 +77,12 @@ def docker_run(image: str, args: list[str], env: dict[str, str], volumes: list[s
 
 def connection_env(role: str, endpoint: Endpoint) -> dict[str, str]:
     prefix = f"DK_{role.upper()}__"
-    return {f"{prefix}HOST": endpoint.host, f"{prefix}PORT": str(endpoint.port),
-            f"{prefix}DBNAME": endpoint.dbname, f"{prefix}USER": endpoint.user}  # fmt: skip
+    return {
+        f"{prefix}HOST": endpoint.host,
+        f"{prefix}PORT": str(endpoint.port),
+        f"{prefix}DBNAME": endpoint.dbname,
+        f"{prefix}USER": endpoint.user,
+    }
 
 
 def node_seconds(result: dict[str, Any]) -> dict[str, float]:
@@ -98,8 +102,10 @@ def uncommitted_changes() -> bool:
     """Whether the checkout differs from its commit: then the images are not that commit."""
     status = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return bool(status.stdout.strip())
 
 
@@ -169,24 +175,44 @@ def render(report: dict[str, Any]) -> str:
 @click.option("--no-seed", is_flag=True, help="Reuse the source as it is.")
 @click.option("--results", type=click.Path(path_type=Path), default=HERE / "RESULTS.md")
 def main(
-    scale: float, fraction: float, batches: int, source_port: int, warehouse_port: int,
-    postgres_image: str, dbt_image: str, no_seed: bool, results: Path,
-) -> None:  # fmt: skip
+    scale: float,
+    fraction: float,
+    batches: int,
+    source_port: int,
+    warehouse_port: int,
+    postgres_image: str,
+    dbt_image: str,
+    no_seed: bool,
+    results: Path,
+) -> None:
     """Time a full and an incremental `dbt build`; append the result to RESULTS.md."""
     source = Endpoint("source", "127.0.0.1", source_port, "erp", "erp")
     warehouse = Endpoint("warehouse", "127.0.0.1", warehouse_port, "warehouse", "warehouse")
-    env_password = {name: os.environ[name] for name in (source.password_env,
-                                                        warehouse.password_env)}  # fmt: skip
+    env_password = {
+        name: os.environ[name] for name in (source.password_env, warehouse.password_env)
+    }
     if not no_seed:
         click.echo(f"seeding TPC-H SF {scale:g} …", err=True)
-        seed_tpch(host=source.host, port=source.port, dbname=source.dbname, user=source.user,
-                  password=env_password[source.password_env], scale=scale)  # fmt: skip
+        seed_tpch(
+            host=source.host,
+            port=source.port,
+            dbname=source.dbname,
+            user=source.user,
+            password=env_password[source.password_env],
+            scale=scale,
+        )
     with warehouse.connect() as conn:
         conn.execute(f"drop schema if exists {', '.join(SCHEMAS)} cascade")
-    extract_env = {**connection_env("source", source), **connection_env("warehouse", warehouse),
-                   **env_password, "DK_CONFIG": "/etc/datakit/erp.yaml"}  # fmt: skip
-    dbt_env = {**connection_env("warehouse", warehouse),
-               warehouse.password_env: env_password[warehouse.password_env]}  # fmt: skip
+    extract_env = {
+        **connection_env("source", source),
+        **connection_env("warehouse", warehouse),
+        **env_password,
+        "DK_CONFIG": "/etc/datakit/erp.yaml",
+    }
+    dbt_env = {
+        **connection_env("warehouse", warehouse),
+        warehouse.password_env: env_password[warehouse.password_env],
+    }
     config = [f"{ROOT / 'demo' / 'erp.yaml'}:/etc/datakit/erp.yaml:ro"]
 
     def pipeline(label: str, build_args: list[str]) -> dict[str, Any]:
@@ -199,11 +225,15 @@ def main(
         with source.connect() as src, warehouse.connect() as wh:
             q1_ok = src.execute(Q1_SOURCE).fetchall() == wh.execute(Q1_GOLD).fetchall()
         return {
-            "label": label, "extract_s": extract.seconds, "build_s": build.seconds, "q1_ok": q1_ok,
+            "label": label,
+            "extract_s": extract.seconds,
+            "build_s": build.seconds,
+            "q1_ok": q1_ok,
             "orders_moved": tables["orders"]["rows_read"] + tables["orders"]["rows_deleted"],
             "lines_moved": tables["lineitem"]["rows_read"] + tables["lineitem"]["rows_deleted"],
-            "node_seconds": node_seconds(build.result), "slowest": slowest(build.result),
-        }  # fmt: skip
+            "node_seconds": node_seconds(build.result),
+            "slowest": slowest(build.result),
+        }
 
     def after_batch(seed: int, label: str, build_args: list[str]) -> dict[str, Any]:
         with source.connect() as conn:
@@ -222,14 +252,20 @@ def main(
     )
     report = {
         "machine": machine_info(source, warehouse, with_docker=True),
-        "scale": scale, "fraction": fraction, "postgres_image": postgres_image,
-        "dbt_image": dbt_image, "baked_manifest": "yes (warehouse database `warehouse`)",
-        "full": full, "incremental": incremental, "incremental_all": incremental_all,
-        "ratio_build": ratio_build, "ratio_pipeline": ratio_pipeline,
+        "scale": scale,
+        "fraction": fraction,
+        "postgres_image": postgres_image,
+        "dbt_image": dbt_image,
+        "baked_manifest": "yes (warehouse database `warehouse`)",
+        "full": full,
+        "incremental": incremental,
+        "incremental_all": incremental_all,
+        "ratio_build": ratio_build,
+        "ratio_pipeline": ratio_pipeline,
         "ratio_build_all": incremental_all["build_s"] / full["build_s"],
         "command": f"make bench-dbt BENCH_SCALE={scale:g}",
         "dirty": uncommitted_changes(),
-    }  # fmt: skip
+    }
     section = render(report)
     append_results(results, section)
     click.echo(section)

@@ -81,9 +81,14 @@ class Endpoint:
         params = {"password": password} if password is not None else {}
         try:
             return psycopg.connect(
-                host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                autocommit=True, application_name="bench_postgres_runner", **params,
-            )  # fmt: skip
+                host=self.host,
+                port=self.port,
+                dbname=self.dbname,
+                user=self.user,
+                autocommit=True,
+                application_name="bench_postgres_runner",
+                **params,
+            )
         except psycopg.OperationalError as exc:
             raise BenchError(
                 f"Cannot connect to `{self.url}`: {str(exc).strip()}\n"
@@ -93,10 +98,22 @@ class Endpoint:
     def psql_argv(self, command: str) -> list[str]:
         """psql running one command; -X ignores ~/.psqlrc so nothing else runs."""
         return [
-            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-            "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.dbname,
-            "-c", command,
-        ]  # fmt: skip
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            self.dbname,
+            "-c",
+            command,
+        ]
 
     def psql_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
@@ -152,9 +169,14 @@ def seed_source(source: Endpoint, table: str, scale: float) -> dict:
     spec.loader.exec_module(seeder)
     try:
         return seeder.seed_tpch(
-            host=source.host, port=source.port, dbname=source.dbname, user=source.user,
-            password=os.environ.get(source.password_env), scale=scale, tables=[table],
-        )  # fmt: skip
+            host=source.host,
+            port=source.port,
+            dbname=source.dbname,
+            user=source.user,
+            password=os.environ.get(source.password_env),
+            scale=scale,
+            tables=[table],
+        )
     except (seeder.SeedError, subprocess.CalledProcessError) as exc:
         raise BenchError(
             f"Seeding `{table}` failed: {exc}. Use --no-seed for a non-TPC-H table."
@@ -384,9 +406,12 @@ def run_pipe(
             out_argv, stdout=subprocess.PIPE, stderr=err_out, env=source.psql_env()
         )
         consumer = subprocess.Popen(
-            in_argv, stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=err_in,
+            in_argv,
+            stdin=producer.stdout,
+            stdout=subprocess.DEVNULL,
+            stderr=err_in,
             env=warehouse.psql_env(),
-        )  # fmt: skip
+        )
         assert producer.stdout is not None
         producer.stdout.close()  # only the consumer holds the read end now
         pollers = [ProcessHwm(producer.pid), ProcessHwm(consumer.pid)]
@@ -402,10 +427,14 @@ def run_pipe(
             "%s failed (psql exits %s | %s): %s", pipe.path, rc_out, rc_in, " / ".join(errors)
         )
     return Repetition(
-        rep, pipe.path, seconds, ok, pipe.name,
+        rep,
+        pipe.path,
+        seconds,
+        ok,
+        pipe.name,
         peak_rss_bytes=max(rss_in or 0, rss_out or 0) or None,
         detail={"psql_exit_codes": [rc_out, rc_in], "psql_peak_rss_bytes": [rss_out, rss_in]},
-    )  # fmt: skip
+    )
 
 
 def _tail(handle, limit: int = 2000) -> str:
@@ -432,9 +461,11 @@ class RunnerJob:
         for ep in (source, warehouse):
             prefix = f"DK_{ep.role.upper()}__"
             values |= {
-                f"{prefix}HOST": ep.host, f"{prefix}PORT": str(ep.port),
-                f"{prefix}DBNAME": ep.dbname, f"{prefix}USER": ep.user,
-            }  # fmt: skip
+                f"{prefix}HOST": ep.host,
+                f"{prefix}PORT": str(ep.port),
+                f"{prefix}DBNAME": ep.dbname,
+                f"{prefix}USER": ep.user,
+            }
         args: list[str] = []
         for name, value in values.items():
             args += ["-e", f"{name}={value}"]
@@ -445,10 +476,20 @@ class RunnerJob:
     def argv(self, source: Endpoint, warehouse: Endpoint, cidfile: Path | None = None) -> list[str]:
         cid = ["--cidfile", str(cidfile)] if cidfile else []
         return [
-            "docker", "run", "--rm", "--network", "host", *cid,
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            *cid,
             *self.env_args(source, warehouse),
-            self.image, "extract", "--table", self.table, "--mode", "full_refresh",
-        ]  # fmt: skip
+            self.image,
+            "extract",
+            "--table",
+            self.table,
+            "--mode",
+            "full_refresh",
+        ]
 
 
 def parse_run_result(stdout: str) -> dict[str, Any]:
@@ -499,10 +540,15 @@ def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) 
     target = entry.get("target") or target  # where the runner says it wrote, if it says
     ok = proc.returncode == 0 and result.get("status") == "succeeded"
     return Repetition(
-        rep, "runner", seconds, ok, target,
+        rep,
+        "runner",
+        seconds,
+        ok,
+        target,
         peak_rss_bytes=result.get("peak_rss_bytes"),
-        cgroup_max_usage_bytes=cgroup_peak, detail=detail,
-    )  # fmt: skip
+        cgroup_max_usage_bytes=cgroup_peak,
+        detail=detail,
+    )
 
 
 def require_image(image: str) -> None:
@@ -520,8 +566,9 @@ def container_overhead(image: str) -> float | None:
     started = time.perf_counter()
     proc = subprocess.run(
         ["docker", "run", "--rm", "--network", "host", image, "version"],
-        capture_output=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+    )
     return time.perf_counter() - started if proc.returncode == 0 else None
 
 
@@ -567,10 +614,23 @@ def _timed(plan: Plan, i: int, pipe: PipeTarget | None, source_rows: int) -> Rep
     reported = rep.detail.get("rows_written")
     if rep.target_rows != source_rows or reported not in (None, source_rows):
         rep.ok = False
-        log.error("%s rep %d: `%s` holds %s rows (reported: %s), source has %d", rep.path, i,
-                  rep.target, rep.target_rows, reported, source_rows)  # fmt: skip
-    log.info("%-9s rep %d: %6.2f s, %s rows, %s", rep.path, i, rep.seconds, rep.target_rows,
-             "ok" if rep.ok else "FAILED")  # fmt: skip
+        log.error(
+            "%s rep %d: `%s` holds %s rows (reported: %s), source has %d",
+            rep.path,
+            i,
+            rep.target,
+            rep.target_rows,
+            reported,
+            source_rows,
+        )
+    log.info(
+        "%-9s rep %d: %6.2f s, %s rows, %s",
+        rep.path,
+        i,
+        rep.seconds,
+        rep.target_rows,
+        "ok" if rep.ok else "FAILED",
+    )
     return rep
 
 
@@ -592,8 +652,11 @@ def summarize(reps: list[Repetition], rows: int, stream_bytes: int) -> dict[str,
             "max_peak_rss_bytes": max(rss) if rss else None,
             "max_cgroup_max_usage_bytes": max(cgroup) if cgroup else None,
         }
-    own = [r.detail["runner_duration_s"] for r in reps if r.path == "runner" and r.ok
-           and r.detail.get("runner_duration_s") is not None]  # fmt: skip
+    own = [
+        r.detail["runner_duration_s"]
+        for r in reps
+        if r.path == "runner" and r.ok and r.detail.get("runner_duration_s") is not None
+    ]
     if "runner" in summary and own:
         summary["runner"]["median_own_duration_s"] = round(statistics.median(own), 3)
     for key, base in RATIOS.items():
@@ -653,11 +716,19 @@ def _output(argv: list[str]) -> str | None:
 
 
 def _server_info(endpoint: Endpoint) -> dict[str, Any]:
-    settings = ("server_version", "shared_buffers", "synchronous_commit", "wal_level",
-                "max_wal_size", "full_page_writes")  # fmt: skip
+    settings = (
+        "server_version",
+        "shared_buffers",
+        "synchronous_commit",
+        "wal_level",
+        "max_wal_size",
+        "full_page_writes",
+    )
     with endpoint.connect() as conn:
-        info = {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in settings}  # fmt: skip
+        info = {
+            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
+            for name in settings
+        }
     return {"url": endpoint.url} | info
 
 
@@ -791,9 +862,14 @@ def endpoint_options(role: str, port: int, name: str):
             )
         ):
             func = click.option(
-                f"--{role}-{key}", envvar=f"{prefix}{key.upper()}", default=default, type=type_,
-                show_default=True, show_envvar=True, help=f"{role.capitalize()} {key}.",
-            )(func)  # fmt: skip
+                f"--{role}-{key}",
+                envvar=f"{prefix}{key.upper()}",
+                default=default,
+                type=type_,
+                show_default=True,
+                show_envvar=True,
+                help=f"{role.capitalize()} {key}.",
+            )(func)
         return func
 
     return decorate

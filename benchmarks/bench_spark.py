@@ -58,8 +58,11 @@ class Run:
 
 
 def extract_argv(runner: str, image: str, table: str, partitions: int) -> tuple[list[str], dict]:
-    env_names = [f"DK_{role}__{key}" for role in ("SOURCE", "WAREHOUSE")
-                 for key in ("HOST", "PORT", "DBNAME", "USER", "PASSWORD")]  # fmt: skip
+    env_names = [
+        f"DK_{role}__{key}"
+        for role in ("SOURCE", "WAREHOUSE")
+        for key in ("HOST", "PORT", "DBNAME", "USER", "PASSWORD")
+    ]
     extra = {"DK_SOURCE__NAME": f"bench_{runner}", "DK_TENANT": "bench", "DK_LOG_FORMAT": "json"}
     if runner == "spark":
         extra["DK_SPARK__PARTITIONS"] = str(partitions)
@@ -77,10 +80,14 @@ def run_extract(
     env = {**os.environ, **extra}
     for role, endpoint in endpoints.items():
         prefix = f"DK_{role.upper()}__"
-        env.update({
-            f"{prefix}HOST": endpoint.host, f"{prefix}PORT": str(endpoint.port),
-            f"{prefix}DBNAME": endpoint.dbname, f"{prefix}USER": endpoint.user,
-        })  # fmt: skip
+        env.update(
+            {
+                f"{prefix}HOST": endpoint.host,
+                f"{prefix}PORT": str(endpoint.port),
+                f"{prefix}DBNAME": endpoint.dbname,
+                f"{prefix}USER": endpoint.user,
+            }
+        )
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
@@ -99,8 +106,9 @@ def spark_phases(records: list[dict], seconds: float) -> dict[str, float]:
     """JVM start, parallel read and warehouse stream of one Spark run, from its log records."""
     times = {r["msg"].split(":")[0]: _ts(r["ts"]) for r in records if "ts" in r}
     first = min(times.values())
-    started = next((_ts(r["ts"]) for r in records if "Spark" in r["msg"] and "started" in r["msg"]),
-                   first)  # fmt: skip
+    started = next(
+        (_ts(r["ts"]) for r in records if "Spark" in r["msg"] and "started" in r["msg"]), first
+    )
     read = next((r for r in records if "spark_read_s" in r), None)
     done = next((_ts(r["ts"]) for r in records if "rows written" in r["msg"]), None)
     phases = {"to_spark_started_s": round(started - first, 1)}
@@ -186,9 +194,11 @@ def render_markdown(report: dict[str, Any]) -> str:
 def choosing(report: dict[str, Any]) -> str:
     """When to choose which runner, in the light of this run's phases."""
     spark = [run["phases"] for run in report["runs"] if run["runner"] == "spark"]
-    phase = {k: statistics.median(p[k] for p in spark if k in p)
-             for k in ("to_spark_started_s", "spark_read_s", "stream_into_warehouse_s")
-             if any(k in p for p in spark)}  # fmt: skip
+    phase = {
+        k: statistics.median(p[k] for p in spark if k in p)
+        for k in ("to_spark_started_s", "spark_read_s", "stream_into_warehouse_s")
+        if any(k in p for p in spark)
+    }
     cores = report["machine"]["cpu_cores"]
     return (
         "When to choose which: on one machine the Postgres runner is the faster path (one binary "
@@ -222,14 +232,22 @@ def choosing(report: dict[str, Any]) -> str:
 @click.option("--scale", type=float, default=1.0, show_default=True, help="TPC-H scale factor.")
 @click.option("--seed/--no-seed", default=True, show_default=True)
 @click.option("--repeat", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
-              help="DK_SPARK__PARTITIONS of the Spark runner.")  # fmt: skip
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="DK_SPARK__PARTITIONS of the Spark runner.",
+)
 @click.option("--results-file", type=click.Path(path_type=Path), default=HERE / "RESULTS.md")
 @click.option("--no-record", is_flag=True, help="Do not append to the results file.")
 def main(**opts: Any) -> None:
     """Time the Spark runner and the Postgres runner on the same table; print a JSON report."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         report = benchmark(opts)
     except (BenchError, psycopg.Error) as exc:
@@ -239,10 +257,15 @@ def main(**opts: Any) -> None:
 
 def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
     endpoints = {
-        role: Endpoint(role, opts[f"{role}_host"], int(opts[f"{role}_port"]),
-                       opts[f"{role}_dbname"], opts[f"{role}_user"])
+        role: Endpoint(
+            role,
+            opts[f"{role}_host"],
+            int(opts[f"{role}_port"]),
+            opts[f"{role}_dbname"],
+            opts[f"{role}_user"],
+        )
         for role in ("source", "warehouse")
-    }  # fmt: skip
+    }
     source, warehouse = endpoints["source"], endpoints["warehouse"]
     table = opts["table"]
     images = {"postgres": opts["postgres_image"], "spark": opts["spark_image"]}

@@ -44,9 +44,13 @@ def connect(plan: TenantPlan, role: str) -> psycopg.Connection:
     env = task.env
     prefix = "DK_WAREHOUSE__" if role == "warehouse" else "DK_SOURCE__"
     return psycopg.connect(
-        host=env[prefix + "HOST"], port=int(env[prefix + "PORT"]), dbname=env[prefix + "DBNAME"],
-        user=env[prefix + "USER"], password=os.environ[prefix + "PASSWORD"], autocommit=True,
-    )  # fmt: skip
+        host=env[prefix + "HOST"],
+        port=int(env[prefix + "PORT"]),
+        dbname=env[prefix + "DBNAME"],
+        user=env[prefix + "USER"],
+        password=os.environ[prefix + "PASSWORD"],
+        autocommit=True,
+    )
 
 
 def run_and_report(
@@ -69,10 +73,12 @@ def run_and_report(
 
 @click.command()
 @click.option(
-    "--home", type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / "demo" / "data" / "airflow", show_default=True,
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "demo" / "data" / "airflow",
+    show_default=True,
     help="AIRFLOW_HOME of the demo; emptied first, as the warehouse is.",
-)  # fmt: skip
+)
 @click.option("--fraction", default=0.01, show_default=True, help="Share of orders changed.")
 def main(home: Path, fraction: float) -> None:
     shutil.rmtree(home, ignore_errors=True)
@@ -93,8 +99,10 @@ def main(home: Path, fraction: float) -> None:
 
     click.secho(
         f"\n==> Change batch on the source: {fraction:.0%} of orders new, changed or deleted; "
-        f"{fraction:.0%} of customers moved", bold=True, err=True,
-    )  # fmt: skip
+        f"{fraction:.0%} of customers moved",
+        bold=True,
+        err=True,
+    )
     with connect(plan, "source") as conn:
         batch = apply_change_batch(conn, fraction=fraction, seed=1)
     click.echo(

@@ -91,15 +91,23 @@ def apply_change_batch(
             )
         ]
     batch = ChangeBatch(
-        sorted(new_keys), sorted(changed), sorted(deleted), sorted(customers),
-        new_lines, deleted_lines,
-    )  # fmt: skip
+        sorted(new_keys),
+        sorted(changed),
+        sorted(deleted),
+        sorted(customers),
+        new_lines,
+        deleted_lines,
+    )
     log.info(
         "change batch: %d new orders (%d lines), %d changed, %d deleted (%d lines), "
         "%d customers moved",
-        len(batch.new_orders), new_lines, len(changed), len(deleted), deleted_lines,
+        len(batch.new_orders),
+        new_lines,
+        len(changed),
+        len(deleted),
+        deleted_lines,
         len(customers),
-    )  # fmt: skip
+    )
     return batch
 
 
@@ -171,20 +179,31 @@ def _one(conn: psycopg.Connection, query: str) -> tuple[Any, ...]:
 @click.option("--dbname", envvar="PGDATABASE", default="erp", show_default=True)
 @click.option("--user", envvar="PGUSER", default="erp", show_default=True)
 def main(
-    fraction: float, deleted_orders: int, customer_fraction: float, seed: int,
-    host: str, port: int, dbname: str, user: str,
-) -> None:  # fmt: skip
+    fraction: float,
+    deleted_orders: int,
+    customer_fraction: float,
+    seed: int,
+    host: str,
+    port: int,
+    dbname: str,
+    user: str,
+) -> None:
     """Apply a change batch to the TPC-H source (password from PGPASSWORD); print the touched
     keys' counts as one JSON line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
     try:
-        with psycopg.connect(host=host, port=port, dbname=dbname, user=user,
-                             autocommit=True) as conn:  # fmt: skip
+        with psycopg.connect(
+            host=host, port=port, dbname=dbname, user=user, autocommit=True
+        ) as conn:
             batch = apply_change_batch(
-                conn, fraction=fraction, deleted_orders=deleted_orders,
-                customer_fraction=customer_fraction, seed=seed,
-            )  # fmt: skip
+                conn,
+                fraction=fraction,
+                deleted_orders=deleted_orders,
+                customer_fraction=customer_fraction,
+                seed=seed,
+            )
     except (psycopg.Error, ValueError) as exc:
         raise click.ClickException(
             f"{str(exc).strip()}\nCheck --host/--port/--dbname/--user, PGPASSWORD, and that the "

@@ -151,8 +151,11 @@ class LocalAirflow:
         started = time.monotonic()
         proc = subprocess.run(
             [str(AIRFLOW), "dags", "test", dag_id, logical_date],
-            env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-        )  # fmt: skip
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
         output = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         return self._read_run(dag_id, logical_date, output, time.monotonic() - started)
 

@@ -99,12 +99,17 @@ def find_tpchgen() -> str:
 def generate(scale: float, tables: Sequence[str], out_dir: Path) -> float:
     """Write `<table>.csv` (with a header line) for each table into out_dir; return seconds."""
     argv = [
-        find_tpchgen(), "csv",
-        "--scale-factor", f"{scale:g}",
-        "--tables", ",".join(tables),
-        "--output-dir", str(out_dir),
-        "--overwrite", "--no-progress",
-    ]  # fmt: skip
+        find_tpchgen(),
+        "csv",
+        "--scale-factor",
+        f"{scale:g}",
+        "--tables",
+        ",".join(tables),
+        "--output-dir",
+        str(out_dir),
+        "--overwrite",
+        "--no-progress",
+    ]
     log.info("generating TPC-H SF %g (%s) into %s", scale, ", ".join(tables), out_dir)
     started = time.monotonic()
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
@@ -299,9 +304,15 @@ def main(
     )
     try:
         summary = seed_tpch(
-            host=host, port=port, dbname=dbname, user=user,
-            scale=scale, tables=tables, replace=replace, keep_files=keep_files,
-        )  # fmt: skip
+            host=host,
+            port=port,
+            dbname=dbname,
+            user=user,
+            scale=scale,
+            tables=tables,
+            replace=replace,
+            keep_files=keep_files,
+        )
     except psycopg.OperationalError as exc:
         raise click.ClickException(
             f"{str(exc).strip()}\nCheck --host/--port/--dbname/--user and PGPASSWORD."

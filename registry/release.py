@@ -167,8 +167,9 @@ def refuse_existing(lock: ImageLock, registry: str, runner: Runner) -> None:
 
 
 def _placeholder() -> Release:
-    return Release(digest="sha256:" + "0" * 64, revision="-", created="-", released_at="-",
-                   registry="-")  # fmt: skip
+    return Release(
+        digest="sha256:" + "0" * 64, revision="-", created="-", released_at="-", registry="-"
+    )
 
 
 def docker(*args: str, capture: bool = True) -> str:
@@ -201,10 +202,20 @@ def oci_labels(runner: Runner) -> list[str]:
     """The `--label` arguments base-image/oci-labels.sh gives every image (one definition)."""
     script = 'source "$1"; shift; oci_labels "$@"; printf "%s\\0" "${OCI_LABELS[@]}"'
     done = subprocess.run(
-        ["bash", "-c", script, "oci-labels", str(ROOT / "base-image" / "oci-labels.sh"),
-         runner.repository, runner.description, runner.version],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "bash",
+            "-c",
+            script,
+            "oci-labels",
+            str(ROOT / "base-image" / "oci-labels.sh"),
+            runner.repository,
+            runner.description,
+            runner.version,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [item for item in done.stdout.split("\0") if item]
 
 
@@ -219,8 +230,10 @@ def relabel(image: str, runner: Runner, target: str) -> None:
     log(f"labelling {image} as {runner.repository}:{runner.version}")
     done = subprocess.run(
         ["docker", "build", "--network", "host", "-q", "-t", target, *oci_labels(runner), "-"],
-        input=f"FROM {image}\n", capture_output=True, text=True,
-    )  # fmt: skip
+        input=f"FROM {image}\n",
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise ReleaseError(f"Labelling `{image}` failed: {done.stderr.strip()}", 3)
 

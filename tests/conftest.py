@@ -39,9 +39,13 @@ class Server:
 
     def connect(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
         return psycopg.connect(
-            host="127.0.0.1", port=self.port, user=self.user, password=self.password,
-            dbname=dbname or self.admin_db, **kwargs,
-        )  # fmt: skip
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname or self.admin_db,
+            **kwargs,
+        )
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,11 @@ def pg_servers(request: pytest.FixtureRequest) -> tuple[Server, Server]:
     request.getfixturevalue("docker_services")
     source = Server(int(os.environ["DK_DEMO_SOURCE_PORT"]), "erp", "erp-demo-password", "erp")
     warehouse = Server(
-        int(os.environ["DK_DEMO_WAREHOUSE_PORT"]), "warehouse", "warehouse-demo-password",
+        int(os.environ["DK_DEMO_WAREHOUSE_PORT"]),
         "warehouse",
-    )  # fmt: skip
+        "warehouse-demo-password",
+        "warehouse",
+    )
     for server in (source, warehouse):
         _wait_until_ready(server)
     return source, warehouse

@@ -40,16 +40,22 @@ class RunnerUnderTest:
 
 def _postgres_source(port: int) -> dict[str, str]:
     return {
-        "DK_SOURCE__HOST": "127.0.0.1", "DK_SOURCE__PORT": str(port), "DK_SOURCE__DBNAME": "erp",
-        "DK_SOURCE__USER": "erp", "DK_SOURCE__PASSWORD": SOURCE_PASSWORD,
-    }  # fmt: skip
+        "DK_SOURCE__HOST": "127.0.0.1",
+        "DK_SOURCE__PORT": str(port),
+        "DK_SOURCE__DBNAME": "erp",
+        "DK_SOURCE__USER": "erp",
+        "DK_SOURCE__PASSWORD": SOURCE_PASSWORD,
+    }
 
 
 def _sqlserver_source(port: int) -> dict[str, str]:
     return {
-        "DK_SOURCE__HOST": "127.0.0.1", "DK_SOURCE__PORT": str(port), "DK_SOURCE__DATABASE": "ERP",
-        "DK_SOURCE__USER": "etl", "DK_SOURCE__PASSWORD": SOURCE_PASSWORD,
-    }  # fmt: skip
+        "DK_SOURCE__HOST": "127.0.0.1",
+        "DK_SOURCE__PORT": str(port),
+        "DK_SOURCE__DATABASE": "ERP",
+        "DK_SOURCE__USER": "etl",
+        "DK_SOURCE__PASSWORD": SOURCE_PASSWORD,
+    }
 
 
 RUNNERS = [
@@ -94,9 +100,11 @@ def test_image_keeps_the_runner_contract(runner: RunnerUnderTest, image: str) ->
     config = json.loads(
         subprocess.run(
             ["docker", "image", "inspect", image, "--format", "{{json .Config}}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
-    )  # fmt: skip
+    )
     assert config["Entrypoint"] == ["tini", "--", runner.cli]
     assert config["User"] == "10001:10001"
     version = runner_version(runner.tech)
@@ -130,8 +138,12 @@ def test_malformed_config_exits_2_listing_every_problem(image: str, env: dict[st
     assert result["status"] == "usage_error" and result["exit_code"] == 2
     message = result["error"]["message"]
     assert "Invalid configuration (4 problems)" in message
-    for expected in ("tenant:", "source.port:", "warehouse.host: Field required",
-                     "needs a `cursor` column"):  # fmt: skip
+    for expected in (
+        "tenant:",
+        "source.port:",
+        "warehouse.host: Field required",
+        "needs a `cursor` column",
+    ):
         assert expected in message
     assert "Traceback" not in outcome.stderr
     assert SOURCE_PASSWORD not in outcome.stdout + outcome.stderr

@@ -35,8 +35,14 @@ def warehouse(pg_servers: tuple[Server, Server]) -> Iterator[tuple[Database, Dat
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, target = next(source_gen), next(warehouse_gen)
-    seed_tpch(host="127.0.0.1", port=source_server.port, dbname=source.name,
-              user=source_server.user, password=source_server.password, scale=0.01)  # fmt: skip
+    seed_tpch(
+        host="127.0.0.1",
+        port=source_server.port,
+        dbname=source.name,
+        user=source_server.user,
+        password=source_server.password,
+        scale=0.01,
+    )
     env = {**source.env("SOURCE"), **target.env("WAREHOUSE"), "DK_SOURCE__NAME": "erp"}
     loaded = docker_run(runner_image("postgres"), ["extract", "--all-tables"], env)
     assert loaded.returncode == 0, loaded.stderr
@@ -170,9 +176,11 @@ def test_a_project_mounted_at_run_time_is_parsed_and_built(
     for path in (tmp_path, project, project / "models"):
         path.chmod(0o755)  # the image runs as uid 10001; a read-only mount is enough
     outcome = docker_run(
-        image, ["run", "--project-dir", "/project"], dbt_env(warehouse[1]),
+        image,
+        ["run", "--project-dir", "/project"],
+        dbt_env(warehouse[1]),
         volumes=[f"{project}:/project:ro"],
-    )  # fmt: skip
+    )
     assert outcome.returncode == 0, outcome.stderr[-3000:]
     assert "pre-parsed manifest" not in outcome.stderr  # its own project: dbt parses it
     nodes = last_json(outcome.stdout)["output"]["nodes"]

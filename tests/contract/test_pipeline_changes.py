@@ -35,8 +35,11 @@ class PipelineRuns:
 
 def run_pipeline(source: Database, warehouse: Database) -> tuple[dict, dict]:
     """Bronze with demo/erp.yaml, then `dbt build`, both as `docker run` of the images."""
-    env = {**source.env("SOURCE"), **warehouse.env("WAREHOUSE"),
-           "DK_CONFIG": "/etc/datakit/erp.yaml"}  # fmt: skip
+    env = {
+        **source.env("SOURCE"),
+        **warehouse.env("WAREHOUSE"),
+        "DK_CONFIG": "/etc/datakit/erp.yaml",
+    }
     extract = docker_run(runner_image("postgres"), ["extract"], env, volumes=[ERP_CONFIG])
     assert extract.returncode == 0, extract.stderr[-3000:]
     build = docker_run(runner_image("dbt"), ["build"], warehouse.env("WAREHOUSE"))
@@ -55,8 +58,14 @@ def runs(pg_servers: tuple[Server, Server]) -> Iterator[PipelineRuns]:
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, warehouse = next(source_gen), next(warehouse_gen)
-    seed_tpch(host="127.0.0.1", port=source_server.port, dbname=source.name,
-              user=source_server.user, password=source_server.password, scale=0.01)  # fmt: skip
+    seed_tpch(
+        host="127.0.0.1",
+        port=source_server.port,
+        dbname=source.name,
+        user=source_server.user,
+        password=source_server.password,
+        scale=0.01,
+    )
     run_pipeline(source, warehouse)
     lines_before = row_versions(warehouse, "gold.fct_order_lines", "order_id, line_number")
     orders_before = row_versions(warehouse, "gold.fct_orders", "order_id")
@@ -64,10 +73,16 @@ def runs(pg_servers: tuple[Server, Server]) -> Iterator[PipelineRuns]:
         batch = apply_change_batch(conn, fraction=0.01, deleted_orders=1, seed=7)
     extract, build = run_pipeline(source, warehouse)
     yield PipelineRuns(
-        source, warehouse, batch, extract, build,
-        lines_before, row_versions(warehouse, "gold.fct_order_lines", "order_id, line_number"),
-        orders_before, row_versions(warehouse, "gold.fct_orders", "order_id"),
-    )  # fmt: skip
+        source,
+        warehouse,
+        batch,
+        extract,
+        build,
+        lines_before,
+        row_versions(warehouse, "gold.fct_order_lines", "order_id, line_number"),
+        orders_before,
+        row_versions(warehouse, "gold.fct_orders", "order_id"),
+    )
     for generator in (source_gen, warehouse_gen):
         next(generator, None)
 
@@ -80,12 +95,14 @@ def test_the_second_extract_reads_only_the_batch_and_marks_the_deletes(runs: Pip
     tables = {t["table"]: t for t in runs.second_extract["tables"]}
     batch = runs.batch
     assert (tables["orders"]["rows_read"], tables["orders"]["rows_deleted"]) == (
-        len(batch.new_orders) + len(batch.changed_orders), len(batch.deleted_orders)
-    )  # fmt: skip
+        len(batch.new_orders) + len(batch.changed_orders),
+        len(batch.deleted_orders),
+    )
     assert tables["orders"]["rows_replaced"] == len(batch.changed_orders)
     assert (tables["lineitem"]["rows_read"], tables["lineitem"]["rows_deleted"]) == (
-        batch.new_lines, batch.deleted_lines
-    )  # fmt: skip
+        batch.new_lines,
+        batch.deleted_lines,
+    )
     assert tables["customer"]["rows_read"] == len(batch.changed_customers)
     assert runs.warehouse.execute(
         "select o_orderkey from bronze_erp.orders where _dk_deleted_at is not null"

@@ -27,9 +27,12 @@ def image() -> str:
 
 
 def test_readme_extract_works_and_writes_the_same_xcom(
-    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database,
+    image: str,
+    runner_env: dict[str, str],
+    source_db: Database,
+    warehouse_db: Database,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     seed_orders(source_db, 1000)
     xcom = tmp_path / "xcom"
     xcom.mkdir()

@@ -66,8 +66,10 @@ def release(
     """`registry/release.py` as `make release` runs it, with a temporary lock."""
     return subprocess.run(
         [sys.executable, str(RELEASE), tech, "--registry", registry, "--lock", str(lock), *args],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def head_digest(repository: str, reference: str) -> str | None:
@@ -191,9 +193,12 @@ def test_version_in_the_lock_is_refused_before_anything_is_pushed(
     (runners / "probe" / "VERSION").write_text("0.0.9\n")
     lock = tmp_path / "images.lock"
     recorded = Release(
-        digest="sha256:" + "c" * 64, revision="0" * 40, created="2026-01-01T00:00:00Z",
-        released_at="2026-01-01T00:00:00Z", registry="elsewhere:5000",
-    )  # fmt: skip
+        digest="sha256:" + "c" * 64,
+        revision="0" * 40,
+        created="2026-01-01T00:00:00Z",
+        released_at="2026-01-01T00:00:00Z",
+        registry="elsewhere:5000",
+    )
     write_lock(ImageLock().with_release("probe", "0.0.9", recorded), lock)
     before = lock.read_bytes()
     base = f"etl/runner-base:{(ROOT / 'base-image' / 'VERSION').read_text().strip()}"

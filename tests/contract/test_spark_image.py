@@ -78,23 +78,29 @@ def test_image_runs_spark_locally_on_java_17(image: str) -> None:
     config = json.loads(
         subprocess.run(
             ["docker", "image", "inspect", image, "--format", "{{json .Config}}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
-    )  # fmt: skip
+    )
     assert "SPARK_LOCAL_IP=127.0.0.1" in config["Env"]
     spec = json.loads(spark_run(image, ["spec"], {}).stdout)
     assert {"source", "warehouse", "tables", "spark"} <= set(spec["properties"])
     java = subprocess.run(
         ["docker", "run", "--rm", "--entrypoint", "java", image, "-version"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert java.returncode == 0 and 'version "17.' in java.stderr
 
 
 def test_full_extract_reads_n_partitions_and_equals_the_source(
-    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database,
+    image: str,
+    runner_env: dict[str, str],
+    source_db: Database,
+    warehouse_db: Database,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     seed_orders(source_db, 20_000)
     source_db.execute(
         "update orders set customer = customer || E'\\t\\\\ \"q\"\\n' || id where id % 7 = 0"
@@ -104,9 +110,12 @@ def test_full_extract_reads_n_partitions_and_equals_the_source(
     xcom.chmod(0o777)
     env = {**runner_env, "DK_SPARK__PARTITIONS": "3"}
     outcome = spark_run(
-        image, ["extract", "--table", "orders"], env,
-        volumes=[f"{xcom}:/airflow/xcom"], read_only=True,
-    )  # fmt: skip
+        image,
+        ["extract", "--table", "orders"],
+        env,
+        volumes=[f"{xcom}:/airflow/xcom"],
+        read_only=True,
+    )
     assert outcome.returncode == 0, outcome.stderr
     result = last_json(outcome.stdout)
     assert result["tables"][0]["rows_written"] == 20_000
@@ -148,9 +157,12 @@ def test_partitions_read_the_exported_snapshot_not_later_commits(
     for variable in env:
         command += ["-e", variable]
     process = subprocess.Popen(
-        [*command, image, "extract", "--table", "orders"], env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [*command, image, "extract", "--table", "orders"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while not source_db.execute(RUNNER_EXPORTED_SNAPSHOT)[0][0]:
         assert process.poll() is None, process.communicate()[1]
         time.sleep(0.05)
@@ -192,8 +204,19 @@ def test_incremental_merge_with_deletes_keeps_watermark_ledger_and_source_equal(
     image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
 ) -> None:
     seed_orders(source_db, 5_000)
-    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at",
-            "--strategy", "merge", "--deletes", "mark"]  # fmt: skip
+    args = [
+        "extract",
+        "--table",
+        "orders",
+        "--mode",
+        "incremental",
+        "--cursor",
+        "updated_at",
+        "--strategy",
+        "merge",
+        "--deletes",
+        "mark",
+    ]
     first = spark_run(image, args, runner_env)
     assert first.returncode == 0, first.stderr
     assert last_json(first.stdout)["tables"][0]["rows_written"] == 5_000
@@ -257,9 +280,12 @@ def test_submit_runs_a_job_file_with_its_arguments(image: str, tmp_path: Path) -
     (jobs / "sum_job.py").write_text(JOB)
     jobs.chmod(0o755)
     outcome = spark_run(
-        image, ["submit", "--py-file", "/jobs/sum_job.py", "--", "100"], {},
-        volumes=[f"{jobs}:/jobs:ro"], read_only=True,
-    )  # fmt: skip
+        image,
+        ["submit", "--py-file", "/jobs/sum_job.py", "--", "100"],
+        {},
+        volumes=[f"{jobs}:/jobs:ro"],
+        read_only=True,
+    )
     assert outcome.returncode == 0, outcome.stderr
     assert len(outcome.stdout.strip().splitlines()) == 1
     result = last_json(outcome.stdout)
@@ -268,9 +294,11 @@ def test_submit_runs_a_job_file_with_its_arguments(image: str, tmp_path: Path) -
     assert result["output"]["master"] == "local[*]"
     assert "sum of 0..99 = 4950" in outcome.stderr
     failed = spark_run(
-        image, ["submit", "--py-file", "/jobs/sum_job.py", "--", "10", "--fail"], {},
+        image,
+        ["submit", "--py-file", "/jobs/sum_job.py", "--", "10", "--fail"],
+        {},
         volumes=[f"{jobs}:/jobs:ro"],
-    )  # fmt: skip
+    )
     assert failed.returncode == 1, failed.stderr
     message = last_json(failed.stdout)["error"]["message"]
     assert "ValueError: the job's own error" in message

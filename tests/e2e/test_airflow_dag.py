@@ -66,8 +66,14 @@ def deployment(
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, warehouse = next(source_gen), next(warehouse_gen)
-    seed_tpch(host="127.0.0.1", port=source_server.port, dbname=source.name,
-              user=source_server.user, password=source_server.password, scale=0.01)  # fmt: skip
+    seed_tpch(
+        host="127.0.0.1",
+        port=source_server.port,
+        dbname=source.name,
+        user=source_server.user,
+        password=source_server.password,
+        scale=0.01,
+    )
 
     root = tmp_path_factory.mktemp("airflow-e2e")
     tenants = root / "tenants"
@@ -149,9 +155,11 @@ def test_a_second_run_moves_only_the_change_batch(deployment: Deployment) -> Non
     tables = extract_results(deployment, run)
     orders = tables["orders"]
     assert (orders["rows_read"], orders["rows_deleted"]) == (
-        len(batch.new_orders) + len(batch.changed_orders), len(batch.deleted_orders)
-    )  # fmt: skip
+        len(batch.new_orders) + len(batch.changed_orders),
+        len(batch.deleted_orders),
+    )
     assert (tables["lineitem"]["rows_read"], tables["lineitem"]["rows_deleted"]) == (
-        batch.new_lines, batch.deleted_lines
-    )  # fmt: skip
+        batch.new_lines,
+        batch.deleted_lines,
+    )
     assert_gold_equals_source(deployment)

@@ -56,9 +56,32 @@ insert into "Odd Table" values
 """
 
 COLUMNS = [
-    '"Id"', '"select"', '"Mixed Case"', "n", "n_free", "ts", "tsn", "d", "tm", "ttz", "iv", "b",
-    "raw", "j", "jb", "ints", "texts", "u", "m", "moods", "dom", "f4", "f8", "addr", "big",
-]  # fmt: skip
+    '"Id"',
+    '"select"',
+    '"Mixed Case"',
+    "n",
+    "n_free",
+    "ts",
+    "tsn",
+    "d",
+    "tm",
+    "ttz",
+    "iv",
+    "b",
+    "raw",
+    "j",
+    "jb",
+    "ints",
+    "texts",
+    "u",
+    "m",
+    "moods",
+    "dom",
+    "f4",
+    "f8",
+    "addr",
+    "big",
+]
 
 
 def rows_as_text(db: Database, table: str, columns: list[str], order: str = '"Id"') -> list[tuple]:
@@ -125,13 +148,15 @@ def test_every_bronze_row_carries_metadata(
     append = runner("extract", "--table", "orders", *incremental)
     stamps = "select id, _dk_run_id::text from bronze_erp.orders where id >= 10 order by id"
     assert warehouse_db.execute(stamps) == [
-        (10, full.result["run_id"]), (11, append.result["run_id"]),
-    ]  # fmt: skip
+        (10, full.result["run_id"]),
+        (11, append.result["run_id"]),
+    ]
     source_db.execute("update orders set updated_at = '2031-01-01' where id = 11")
     merge = runner("extract", "--table", "orders", *incremental, "--strategy", "merge")
     assert warehouse_db.execute(stamps) == [
-        (10, full.result["run_id"]), (11, merge.result["run_id"]),
-    ]  # fmt: skip
+        (10, full.result["run_id"]),
+        (11, merge.result["run_id"]),
+    ]
 
 
 def test_full_refresh_swaps_in_the_new_copy(
@@ -200,8 +225,17 @@ def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:
     seed_orders(source_db, 100)
-    args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at",
-            "--strategy", "merge"]  # fmt: skip
+    args = [
+        "extract",
+        "--table",
+        "orders",
+        "--mode",
+        "incremental",
+        "--cursor",
+        "updated_at",
+        "--strategy",
+        "merge",
+    ]
     assert runner(*args).code == 0
     source_db.execute(
         "update orders set amount = 999.99, updated_at = '2030-01-01' where id in (7, 8);"
@@ -225,8 +259,19 @@ def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
     ) == [(False, False, True), (True, True, False)]
 
 
-MERGE_WITH_DELETES = ["extract", "--table", "orders", "--mode", "incremental", "--cursor",
-                      "updated_at", "--strategy", "merge", "--deletes", "mark"]  # fmt: skip
+MERGE_WITH_DELETES = [
+    "extract",
+    "--table",
+    "orders",
+    "--mode",
+    "incremental",
+    "--cursor",
+    "updated_at",
+    "--strategy",
+    "merge",
+    "--deletes",
+    "mark",
+]
 
 
 def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
@@ -326,9 +371,10 @@ def test_new_source_columns_are_added_and_compatible_types_widened(
     outcome = runner("extract", "--table", "items", "--mode", "snapshot")
     assert outcome.code == 0, outcome.stderr
     assert set(outcome.result["tables"][0]["schema_changes"]) == {
-        "add column `note` text", "widen column `id` to bigint",
+        "add column `note` text",
+        "widen column `id` to bigint",
         "widen column `label` to character varying(50)",
-    }  # fmt: skip
+    }
     assert warehouse_db.execute(
         "select id, label, note from bronze_erp.items order by id, _dk_loaded_at"
     ) == [(1, "a", None), (1, "a", None), (5000000000, "long label", "n")]
@@ -376,8 +422,9 @@ def test_all_tables_loads_every_table_of_the_schema(
     outcome = runner("extract", "--all-tables")
     assert outcome.code == 0, outcome.stderr
     assert sorted(t["target"] for t in outcome.result["tables"]) == [
-        "bronze_erp.customers", "bronze_erp.orders",
-    ]  # fmt: skip
+        "bronze_erp.customers",
+        "bronze_erp.orders",
+    ]
 
 
 def test_plan_writes_nothing_and_shows_the_range(
@@ -403,8 +450,16 @@ def test_state_set_show_and_reset(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:
     seed_orders(source_db, 100)
-    set_ = runner("state", "set", "--table", "orders", "--cursor", "updated_at",
-                  "--value", "2024-01-01 00:01:30+00")  # fmt: skip
+    set_ = runner(
+        "state",
+        "set",
+        "--table",
+        "orders",
+        "--cursor",
+        "updated_at",
+        "--value",
+        "2024-01-01 00:01:30+00",
+    )
     assert set_.code == 0, set_.stderr
     outcome = runner(
         "extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"
@@ -422,8 +477,16 @@ def test_two_concurrent_runs_never_double_load(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:
     seed_orders(source_db, 300_000)
-    args = [str(RUNNER), "extract", "--table", "orders", "--mode", "incremental",
-            "--cursor", "updated_at"]  # fmt: skip
+    args = [
+        str(RUNNER),
+        "extract",
+        "--table",
+        "orders",
+        "--mode",
+        "incremental",
+        "--cursor",
+        "updated_at",
+    ]
     env = {**__import__("os").environ, **runner.env}
     procs = [
         subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -45,8 +45,12 @@ class Stack:
         # `-o .venv/.installed`: use the venv as it is; never reinstall it from inside a test.
         return subprocess.run(
             ["make", "--no-print-directory", "-o", ".venv/.installed", target],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
 
     def pids(self) -> dict[str, int]:
         return {
@@ -115,10 +119,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         stack.make("down")
         subprocess.run(
-            ["docker-compose", "-f", str(ROOT / "demo" / "docker-compose.yml"), "-p", DB_PROJECT,
-             "down", "-v"],
-            capture_output=True, timeout=300,
-        )  # fmt: skip
+            [
+                "docker-compose",
+                "-f",
+                str(ROOT / "demo" / "docker-compose.yml"),
+                "-p",
+                DB_PROJECT,
+                "down",
+                "-v",
+            ],
+            capture_output=True,
+            timeout=300,
+        )
 
 
 def test_up_reports_where_the_ui_is_and_how_to_log_in(stack: Stack) -> None:
@@ -205,13 +217,17 @@ def test_down_stops_everything_up_started(stack: Stack) -> None:
         urllib.request.urlopen(URL + "/api/v2/monitor/health", timeout=5)
     running = subprocess.run(
         ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={DB_PROJECT}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert running.stdout.strip() == ""
     status = subprocess.run(
         [str(ROOT / "registry" / "serve.sh"), "status"],
-        env=stack.env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 3, status.stdout
     again = stack.make("down")
     assert again.returncode == 0

@@ -110,9 +110,10 @@ def test_an_empty_stream_is_a_valid_copy(warehouse_db: Database) -> None:
     _create(warehouse_db, ["integer"])
     with warehouse_db.connect() as conn:
         copied = relay(
-            RowEncoder(["integer"]).blocks([]), conn,
+            RowEncoder(["integer"]).blocks([]),
+            conn,
             psycopg.sql.SQL("copy encoded (c0) from stdin (format binary)"),
-        )  # fmt: skip
+        )
         conn.commit()
     assert copied == 0
 

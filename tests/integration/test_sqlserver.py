@@ -55,28 +55,39 @@ class MssqlDatabase:
 
     def execute(self, statement: str) -> list[tuple[Any, ...]]:
         with pymssql.connect(
-            server=self.host, port=str(self.port), user=self.user, password=self.password,
-            database=self.name, autocommit=True, tds_version="7.4",
-        ) as conn:  # fmt: skip
+            server=self.host,
+            port=str(self.port),
+            user=self.user,
+            password=self.password,
+            database=self.name,
+            autocommit=True,
+            tds_version="7.4",
+        ) as conn:
             cursor = conn.cursor()
             cursor.execute(statement)
             return list(cursor.fetchall()) if cursor.description else []
 
     def env(self) -> dict[str, str]:
         return {
-            "DK_SOURCE__HOST": self.host, "DK_SOURCE__PORT": str(self.port),
-            "DK_SOURCE__DATABASE": self.name, "DK_SOURCE__USER": self.user,
-            "DK_SOURCE__PASSWORD": self.password, "DK_SOURCE__NAME": "crm",
-        }  # fmt: skip
+            "DK_SOURCE__HOST": self.host,
+            "DK_SOURCE__PORT": str(self.port),
+            "DK_SOURCE__DATABASE": self.name,
+            "DK_SOURCE__USER": self.user,
+            "DK_SOURCE__PASSWORD": self.password,
+            "DK_SOURCE__NAME": "crm",
+        }
 
 
 @pytest.fixture
 def mssql_db() -> Iterator[MssqlDatabase]:
     parts = urlsplit(URL or "")
     server = MssqlDatabase(
-        parts.hostname or "127.0.0.1", parts.port or 1433, unquote(parts.username or ""),
-        unquote(parts.password or ""), parts.path.lstrip("/") or "master",
-    )  # fmt: skip
+        parts.hostname or "127.0.0.1",
+        parts.port or 1433,
+        unquote(parts.username or ""),
+        unquote(parts.password or ""),
+        parts.path.lstrip("/") or "master",
+    )
     name = f"dk_{uuid.uuid4().hex[:12]}"
     server.execute(f"CREATE DATABASE [{name}]")
     server.execute(f"ALTER DATABASE [{name}] SET ALLOW_SNAPSHOT_ISOLATION ON")
@@ -128,21 +139,33 @@ def test_full_load_keeps_every_type(
     outcome = run(["extract", "--table", "Odd Types"], env)
     assert outcome.code == 0, outcome.stderr
     assert outcome.result["tables"][0]["rows_written"] == 3
-    types = dict(warehouse_db.execute(
-        "select attname, format_type(atttypid, atttypmod) from pg_attribute "
-        "where attrelid = 'bronze_crm.\"Odd Types\"'::regclass and attnum > 0"
-    ))  # fmt: skip
+    types = dict(
+        warehouse_db.execute(
+            "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = 'bronze_crm.\"Odd Types\"'::regclass and attnum > 0"
+        )
+    )
     assert types["o"] == "timestamp(6) with time zone" and types["u"] == "uuid"
     assert types["m"] == "numeric(19,4)" and types["rv"] == "bytea"
     row = warehouse_db.execute(
-        'select b, t, s, g, r, d, m, da::text, tm::text, dt::text, d2::text, o, u::text, vb, nv, '
+        "select b, t, s, g, r, d, m, da::text, tm::text, dt::text, d2::text, o, u::text, vb, nv, "
         'x, length(rv) from bronze_crm."Odd Types" where "Id" = 1'
-    )[0]  # fmt: skip
-    assert row[:7] == (True, 255, -32768, 9223372036854775807, 3.5,
-                       Decimal("1234567890123456789012345678.0123456789"),
-                       Decimal("-922337203685477.5808"))  # fmt: skip
-    assert row[7:11] == ("0001-01-01", "23:59:59.999999", "1753-01-01 00:00:00.003",
-                         "9999-12-31 23:59:59.123456")  # fmt: skip
+    )[0]
+    assert row[:7] == (
+        True,
+        255,
+        -32768,
+        9223372036854775807,
+        3.5,
+        Decimal("1234567890123456789012345678.0123456789"),
+        Decimal("-922337203685477.5808"),
+    )
+    assert row[7:11] == (
+        "0001-01-01",
+        "23:59:59.999999",
+        "1753-01-01 00:00:00.003",
+        "9999-12-31 23:59:59.123456",
+    )
     assert row[11] == datetime(2024, 2, 29, 18, 29, 59, 123456, tzinfo=UTC)  # the same instant
     assert row[12] == "6f9619ff-8b86-d011-b42d-00c04fc964ff"
     assert bytes(row[13]) == b"\x00\xff\x10" and row[14] == "ÄÖÜ ß 漢字 😀"
@@ -183,8 +206,17 @@ def test_rowversion_cursor_compares_as_binary(
         "CREATE TABLE dbo.Items (Id int PRIMARY KEY, Name nvarchar(20), Rv rowversion);"
         "INSERT INTO dbo.Items (Id, Name) VALUES (1, N'a'), (2, N'b')"
     )
-    args = ["extract", "--table", "Items", "--mode", "incremental", "--cursor", "Rv",
-            "--strategy", "merge"]  # fmt: skip
+    args = [
+        "extract",
+        "--table",
+        "Items",
+        "--mode",
+        "incremental",
+        "--cursor",
+        "Rv",
+        "--strategy",
+        "merge",
+    ]
     assert run(args, env).code == 0
     mssql_db.execute("UPDATE dbo.Items SET Name = N'b2' WHERE Id = 2")
     second = run(args, env)
@@ -192,8 +224,9 @@ def test_rowversion_cursor_compares_as_binary(
     assert second.result["tables"][0]["rows_written"] == 1
     assert second.result["tables"][0]["watermark_after"].startswith("0x")
     assert warehouse_db.execute('select "Name" from bronze_crm."Items" order by "Id"') == [
-        ("a",), ("b2",)
-    ]  # fmt: skip
+        ("a",),
+        ("b2",),
+    ]
 
 
 def test_keyset_pages_read_every_row_once(
@@ -206,8 +239,10 @@ def test_keyset_pages_read_every_row_once(
         "(SELECT TOP 20 ROW_NUMBER() OVER (ORDER BY object_id) n FROM sys.all_objects) o "
         "CROSS JOIN (SELECT TOP 7 ROW_NUMBER() OVER (ORDER BY object_id) n FROM sys.all_objects) l"
     )
-    outcome = run(["extract", "--table", "Lines"], {**env, "DK_SOURCE__PAGE_ROWS": "9",
-                                                    "DK_SOURCE__FETCH_ROWS": "4"})  # fmt: skip
+    outcome = run(
+        ["extract", "--table", "Lines"],
+        {**env, "DK_SOURCE__PAGE_ROWS": "9", "DK_SOURCE__FETCH_ROWS": "4"},
+    )
     assert outcome.code == 0, outcome.stderr
     assert warehouse_db.execute(
         'select count(*), count(distinct ("OrderId", "Line No")) from bronze_crm."Lines"'

@@ -41,10 +41,15 @@ COLUMNS = [  # name, type, max_length, precision, scale: as sys.columns describe
 
 def _row(i: int) -> tuple[Any, ...]:
     return (
-        i, Decimal(i) / 4, datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=2))) +
-        timedelta(minutes=i), uuid.UUID(int=i), bytes([i % 256]) * 3, i % 2 == 0,
-        f"név {i}", i.to_bytes(8, "big"),
-    )  # fmt: skip
+        i,
+        Decimal(i) / 4,
+        datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=2))) + timedelta(minutes=i),
+        uuid.UUID(int=i),
+        bytes([i % 256]) * 3,
+        i % 2 == 0,
+        f"név {i}",
+        i.to_bytes(8, "big"),
+    )
 
 
 class ScriptedConnection:
@@ -82,10 +87,11 @@ class ScriptedConnection:
         after = re.search(r"\[Rv\] > CONVERT\(binary\(8\), '0x([0-9A-F]+)', 1\)", statement)
         upto = re.search(r"\[Rv\] <= CONVERT\(binary\(8\), '0x([0-9A-F]+)', 1\)", statement)
         return [
-            r for r in self.rows
+            r
+            for r in self.rows
             if (not after or r[7] > bytes.fromhex(after[1]))
             and (not upto or r[7] <= bytes.fromhex(upto[1]))
-        ]  # fmt: skip
+        ]
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self.result
@@ -96,10 +102,17 @@ class ScriptedConnection:
 
 
 def _load(warehouse_db: Database, conn: ScriptedConnection, spec: TableSpec) -> Any:
-    settings = SqlServerSourceSettings.model_validate({
-        "name": "crm", "host": "sql", "database": "CRM", "user": "etl", "password": "pw",
-        "page_rows": 10, "fetch_rows": 4,
-    })  # fmt: skip
+    settings = SqlServerSourceSettings.model_validate(
+        {
+            "name": "crm",
+            "host": "sql",
+            "database": "CRM",
+            "user": "etl",
+            "password": "pw",
+            "page_rows": 10,
+            "fetch_rows": 4,
+        }
+    )
     source = SqlServerSource(settings, conn)
     ctx = RunContext(str(uuid.uuid4()), "default", "sqlserver-runner", "test", 10)
     with warehouse_db.connect(autocommit=True) as wh:
@@ -109,8 +122,9 @@ def _load(warehouse_db: Database, conn: ScriptedConnection, spec: TableSpec) -> 
 
 def test_full_then_incremental_on_a_rowversion_cursor(warehouse_db: Database) -> None:
     conn = ScriptedConnection([_row(i) for i in range(1, 26)])
-    spec = TableSpec(name="dbo.Orders", mode=LoadMode.INCREMENTAL, cursor="Rv",
-                     strategy=Strategy.MERGE)  # fmt: skip
+    spec = TableSpec(
+        name="dbo.Orders", mode=LoadMode.INCREMENTAL, cursor="Rv", strategy=Strategy.MERGE
+    )
     first = _load(warehouse_db, conn, spec)
     assert first.status == "succeeded", first.error
     assert first.rows_written == 25 and first.watermark_after == "0x0000000000000019"
@@ -136,10 +150,12 @@ def test_full_then_incremental_on_a_rowversion_cursor(warehouse_db: Database) ->
     assert warehouse_db.execute('select "Name" from bronze_crm."Orders" where "Id" = 3') == [
         ("changed",)
     ]
-    types = dict(warehouse_db.execute(
-        "select attname, format_type(atttypid, atttypmod) from pg_attribute "
-        "where attrelid = 'bronze_crm.\"Orders\"'::regclass and attnum > 0"
-    ))  # fmt: skip
+    types = dict(
+        warehouse_db.execute(
+            "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = 'bronze_crm.\"Orders\"'::regclass and attnum > 0"
+        )
+    )
     assert types["Amount"] == "numeric(19,4)" and types["At"] == "timestamp(6) with time zone"
     assert types["Name"] == "character varying(40)" and types["Rv"] == "bytea"
 

@@ -92,8 +92,12 @@ class _LoopbackHTTPS(http.client.HTTPSConnection):
 
 
 def serve_registry(command: str, addr: str, data: Path) -> None:
-    env = {**os.environ, "DK_REGISTRY_ADDR": addr, "DK_REGISTRY_DIR": str(data),
-           "DK_REGISTRY_MODE": "binary"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DK_REGISTRY_ADDR": addr,
+        "DK_REGISTRY_DIR": str(data),
+        "DK_REGISTRY_MODE": "binary",
+    }
     done = subprocess.run(
         [str(ROOT / "registry" / "serve.sh"), command], env=env, capture_output=True, text=True
     )
@@ -115,8 +119,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     shutil.copytree(ROOT / "traefik" / "dynamic", config / "dynamic")
     certs = subprocess.run(
         [str(ROOT / "traefik" / "make-certs.sh"), str(config / "certs")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert certs.returncode == 0, certs.stderr
     web, websecure, api = free_port(), free_port(), free_port()
     static = yaml.safe_load((ROOT / "traefik" / "traefik.yml").read_text())
@@ -138,8 +143,10 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     log = (work / "traefik.log").open("w")
     process = subprocess.Popen(
         [str(TRAEFIK_BIN), "--configFile=traefik/traefik.yml"],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_for_routers(api, process, work / "traefik.log")
         yield Proxy(web, websecure, api, registry, config / "certs" / "ca.crt")

@@ -35,8 +35,13 @@ RUNTIME_IMAGE = re.compile(
 )
 # The services of the compose file the Astro CLI generates for Airflow 3 (the override merges in).
 ASTRO_SERVICES = (
-    "postgres", "db-migration", "scheduler", "dag-processor", "api-server", "triggerer",
-)  # fmt: skip
+    "postgres",
+    "db-migration",
+    "scheduler",
+    "dag-processor",
+    "api-server",
+    "triggerer",
+)
 
 # Airflow is imported below (variable names, DagBags in subprocesses): never into ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="datakit-astro-test-home-"))
@@ -61,8 +66,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ASTRO, copy, ignore=_staged_leftovers)
     proc = subprocess.run(
         [str(ASTRO / "stage.sh"), str(copy)],
-        env={**os.environ, "PY": sys.executable}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env={**os.environ, "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"astro/stage.sh failed:\n{proc.stdout}\n{proc.stderr}"
     return copy
 
@@ -145,8 +153,11 @@ def test_staging_twice_gives_the_same_project(project: Path) -> None:
     before = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file()}
     proc = subprocess.run(
         [str(ASTRO / "stage.sh"), str(project)],
-        env={**os.environ, "PY": sys.executable}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env={**os.environ, "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     after = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file()}
     assert sorted(after) == sorted(before)
@@ -166,8 +177,12 @@ def test_astro_pytest_file_passes_on_the_staged_project(project: Path, tmp_path:
     }
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/dags"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert re.search(r"^5 passed", proc.stdout, re.M), proc.stdout[-3000:]
 
@@ -175,8 +190,11 @@ def test_astro_pytest_file_passes_on_the_staged_project(project: Path, tmp_path:
 def test_stage_refuses_a_folder_that_is_not_the_astro_project(tmp_path: Path) -> None:
     proc = subprocess.run(
         [str(ASTRO / "stage.sh"), str(tmp_path)],
-        env={**os.environ, "PY": sys.executable}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env={**os.environ, "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "is not the Astro project (no Dockerfile)" in proc.stderr
 
@@ -294,10 +312,19 @@ def test_compose_override_merges_into_the_astro_services(tmp_path: Path) -> None
     base_file = tmp_path / "docker-compose.yaml"
     base_file.write_text(yaml.safe_dump(base))
     proc = subprocess.run(
-        ["docker-compose", "-f", str(base_file), "-f", str(ASTRO / "docker-compose.override.yml"),
-         "config"],
-        env={**os.environ, "DOCKER_GID": "998"}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            "docker-compose",
+            "-f",
+            str(base_file),
+            "-f",
+            str(ASTRO / "docker-compose.override.yml"),
+            "config",
+        ],
+        env={**os.environ, "DOCKER_GID": "998"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     merged = yaml.safe_load(proc.stdout)["services"]["scheduler"]
     assert merged["image"] == "datakit/airflow:latest"
@@ -330,6 +357,8 @@ def test_astro_image_builds(project: Path) -> None:
         )
     proc = subprocess.run(
         ["docker", "build", "--network", "host", "-t", "datakit-astro:test", str(project)],
-        capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-6000:]

@@ -11,14 +11,20 @@ from datakit_core.schema import Column, holds, plan_schema
 @pytest.mark.parametrize(
     ("wide", "narrow"),
     [
-        ("bigint", "integer"), ("integer", "smallint"), ("numeric", "bigint"),
-        ("numeric(20,2)", "numeric(15,2)"), ("numeric(12,4)", "numeric(10,2)"),
-        ("numeric", "numeric(15,2)"), ("double precision", "real"),
-        ("text", "character varying(5)"), ("character varying(50)", "character varying(5)"),
+        ("bigint", "integer"),
+        ("integer", "smallint"),
+        ("numeric", "bigint"),
+        ("numeric(20,2)", "numeric(15,2)"),
+        ("numeric(12,4)", "numeric(10,2)"),
+        ("numeric", "numeric(15,2)"),
+        ("double precision", "real"),
+        ("text", "character varying(5)"),
+        ("character varying(50)", "character varying(5)"),
         ("character varying", "character varying(9)"),
-        ("timestamp(6) with time zone", "timestamp(3) with time zone"), ("bigint[]", "integer[]"),
+        ("timestamp(6) with time zone", "timestamp(3) with time zone"),
+        ("bigint[]", "integer[]"),
     ],
-)  # fmt: skip
+)
 def test_holds_every_value_of(wide: str, narrow: str) -> None:
     assert holds(wide, narrow)
 
@@ -26,22 +32,33 @@ def test_holds_every_value_of(wide: str, narrow: str) -> None:
 @pytest.mark.parametrize(
     ("wide", "narrow"),
     [
-        ("integer", "bigint"), ("numeric(15,2)", "numeric(15,4)"), ("numeric(10,2)", "numeric"),
-        ("numeric(5,0)", "integer"), ("real", "double precision"), ("integer", "text"),
-        ("character varying(5)", "text"), ("character varying(5)", "character varying(6)"),
+        ("integer", "bigint"),
+        ("numeric(15,2)", "numeric(15,4)"),
+        ("numeric(10,2)", "numeric"),
+        ("numeric(5,0)", "integer"),
+        ("real", "double precision"),
+        ("integer", "text"),
+        ("character varying(5)", "text"),
+        ("character varying(5)", "character varying(6)"),
         ("timestamp without time zone", "timestamp with time zone"),
         ("date", "timestamp without time zone"),
         ("integer[]", "integer"),
     ],
-)  # fmt: skip
+)
 def test_does_not_hold(wide: str, narrow: str) -> None:
     assert not holds(wide, narrow)
 
 
 def test_plan_adds_widens_keeps_and_casts() -> None:
     # A table made before `_dk_deleted_at` existed: it gains the metadata column too.
-    existing = {"id": "integer", "name": "text", "gone": "date", "_dk_loaded_at": "timestamptz",
-                "_dk_run_id": "uuid", "_dk_source": "text"}  # fmt: skip
+    existing = {
+        "id": "integer",
+        "name": "text",
+        "gone": "date",
+        "_dk_loaded_at": "timestamptz",
+        "_dk_run_id": "uuid",
+        "_dk_source": "text",
+    }
     source = (Column("id", "bigint"), Column("name", "character varying(9)"), Column("new", "uuid"))
     plan = plan_schema("bronze_x.t", existing, source)
     assert plan.columns == (Column("id", "bigint"), Column("name", "text"), Column("new", "uuid"))

@@ -11,10 +11,14 @@ from datakit_core.settings import load_config
 from datakit_postgres.config import PostgresRunnerConfig
 
 BASE_ENV = {
-    "DK_SOURCE__HOST": "src", "DK_SOURCE__DBNAME": "erp", "DK_SOURCE__USER": "loader",
-    "DK_SOURCE__NAME": "erp", "DK_WAREHOUSE__HOST": "wh", "DK_WAREHOUSE__DBNAME": "dw",
+    "DK_SOURCE__HOST": "src",
+    "DK_SOURCE__DBNAME": "erp",
+    "DK_SOURCE__USER": "loader",
+    "DK_SOURCE__NAME": "erp",
+    "DK_WAREHOUSE__HOST": "wh",
+    "DK_WAREHOUSE__DBNAME": "dw",
     "DK_WAREHOUSE__USER": "loader",
-}  # fmt: skip
+}
 
 
 def test_flag_beats_environment_beats_file(tmp_path: Path) -> None:

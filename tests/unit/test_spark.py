@@ -32,6 +32,7 @@ from datakit_spark.submit import Job, check_job
 
 KUBECTL_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 JARS = ["/opt/datakit/jars/postgresql.jar"]
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def test_local_conf_uses_every_core_of_the_container() -> None:
@@ -77,8 +78,11 @@ KUBERNETES_ENV = {
 
 def test_kubernetes_conf_from_the_environment() -> None:
     settings = load_config(SubmitConfig, environ=KUBERNETES_ENV).spark
-    pod_env = {"POD_IP": "10.1.2.3", "POD_NAME": "acme-bronze-lineitem-x1",
-               "DK_SPARK_IMAGE": "registry.localhost/etl/spark-runner:0.1.0"}  # fmt: skip
+    pod_env = {
+        "POD_IP": "10.1.2.3",
+        "POD_NAME": "acme-bronze-lineitem-x1",
+        "DK_SPARK_IMAGE": "registry.localhost/etl/spark-runner:0.1.0",
+    }
     conf = spark_conf(settings, app_name="spark-runner", environ=pod_env, jar_paths=JARS)
     rendered = {k: v for k, v in conf.items() if k not in _local_keys()}
     staging = "spark.kubernetes.executor.volumes.persistentVolumeClaim.staging"
@@ -86,10 +90,8 @@ def test_kubernetes_conf_from_the_environment() -> None:
         "spark.master": "k8s://https://kubernetes.default.svc",
         "spark.submit.deployMode": "client",
         "spark.kubernetes.namespace": "acme",
-        "spark.kubernetes.authenticate.caCertFile":
-            "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-        "spark.kubernetes.authenticate.oauthTokenFile":
-            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "spark.kubernetes.authenticate.caCertFile": f"{SERVICE_ACCOUNT_DIR}/ca.crt",
+        "spark.kubernetes.authenticate.oauthTokenFile": f"{SERVICE_ACCOUNT_DIR}/token",
         "spark.kubernetes.authenticate.executor.serviceAccountName": "acme-runner",
         "spark.kubernetes.container.image": "registry.localhost/etl/spark-runner:0.1.0",
         "spark.kubernetes.container.image.pullPolicy": "IfNotPresent",
@@ -111,7 +113,7 @@ def test_kubernetes_conf_from_the_environment() -> None:
         f"{staging}.mount.path": "/tmp/dk-spark",
         f"{staging}.mount.readOnly": "false",
         f"{staging}.options.claimName": "acme-spark-staging",
-    }  # fmt: skip
+    }
     args = submit_args(conf)
     assert args[:4] == [
         "--master",
@@ -171,8 +173,17 @@ def test_spark_conf_command_prints_the_rendering_and_writes_the_template(
     monkeypatch.setenv("DK_SPARK_IMAGE", "etl/spark-runner:0.1.0")
     monkeypatch.setenv("POD_IP", "10.9.8.7")
     template = tmp_path / "pod.yaml"
-    args = ["spark-conf", "--namespace", "acme", "--service-account", "acme-runner",
-            "--executor-instances", "3", "--pod-template-out", str(template)]  # fmt: skip
+    args = [
+        "spark-conf",
+        "--namespace",
+        "acme",
+        "--service-account",
+        "acme-runner",
+        "--executor-instances",
+        "3",
+        "--pod-template-out",
+        str(template),
+    ]
     assert invoke(app, INFO, args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     output = result["output"]
@@ -203,12 +214,18 @@ def test_spark_conf_command_exits_2_on_a_partial_kubernetes_section(
 def test_executor_argv_is_what_spark_entrypoint_builds() -> None:
     env = {
         "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@10.1.2.3:7078",
-        "SPARK_EXECUTOR_ID": "2", "SPARK_EXECUTOR_CORES": "1", "SPARK_APPLICATION_ID": "spark-1",
-        "SPARK_EXECUTOR_POD_IP": "10.1.2.9", "SPARK_EXECUTOR_MEMORY": "2g",
-        "SPARK_RESOURCE_PROFILE_ID": "0", "SPARK_EXECUTOR_POD_NAME": "acme-exec-2",
-        "SPARK_JAVA_OPT_10": "-Dlast", "SPARK_JAVA_OPT_0": "-Dfirst", "SPARK_JAVA_OPT_2": "-Dmid",
+        "SPARK_EXECUTOR_ID": "2",
+        "SPARK_EXECUTOR_CORES": "1",
+        "SPARK_APPLICATION_ID": "spark-1",
+        "SPARK_EXECUTOR_POD_IP": "10.1.2.9",
+        "SPARK_EXECUTOR_MEMORY": "2g",
+        "SPARK_RESOURCE_PROFILE_ID": "0",
+        "SPARK_EXECUTOR_POD_NAME": "acme-exec-2",
+        "SPARK_JAVA_OPT_10": "-Dlast",
+        "SPARK_JAVA_OPT_0": "-Dfirst",
+        "SPARK_JAVA_OPT_2": "-Dmid",
         "SPARK_CLASSPATH": "/opt/datakit/jars/postgresql.jar",
-    }  # fmt: skip
+    }
     argv = executor_argv(env, "/opt/spark", "/usr/bin/java")
     assert argv[:6] == ["/usr/bin/java", "-Dfirst", "-Dmid", "-Dlast", "-Xms2g", "-Xmx2g"]
     assert argv[6:9] == ["-cp", "/opt/spark/jars/*:/opt/datakit/jars/postgresql.jar", BACKEND]
@@ -229,8 +246,12 @@ def test_rows_are_encoded_in_copy_text_format_by_the_source() -> None:
     fields = expression.split(" || E'\\t' || ")
     assert fields[0] == "coalesce(\"id\"::text, E'\\\\N')"  # integers never need escaping
     assert fields[1].startswith('coalesce(replace(replace(replace(replace("Note"::text, ')
-    for escape in ("E'\\\\', E'\\\\\\\\'", "E'\\n', E'\\\\n'", "E'\\r', E'\\\\r'",
-                   "E'\\t', E'\\\\t'"):  # fmt: skip
+    for escape in (
+        "E'\\\\', E'\\\\\\\\'",
+        "E'\\n', E'\\\\n'",
+        "E'\\r', E'\\\\r'",
+        "E'\\t', E'\\\\t'",
+    ):
         assert escape in fields[1]
     assert fields[2] == "coalesce(\"price\"::numeric::text, E'\\\\N')"  # money: locale-free
 
@@ -248,11 +269,16 @@ def test_jdbc_url_never_carries_the_password() -> None:
     config = load_config(
         SparkRunnerConfig,
         environ={
-            "DK_SOURCE__HOST": "db", "DK_SOURCE__DBNAME": "erp", "DK_SOURCE__USER": "loader",
-            "DK_SOURCE__PASSWORD": "s3cret-value", "DK_SOURCE__NAME": "erp",
-            "DK_WAREHOUSE__HOST": "wh", "DK_WAREHOUSE__DBNAME": "w", "DK_WAREHOUSE__USER": "u",
+            "DK_SOURCE__HOST": "db",
+            "DK_SOURCE__DBNAME": "erp",
+            "DK_SOURCE__USER": "loader",
+            "DK_SOURCE__PASSWORD": "s3cret-value",
+            "DK_SOURCE__NAME": "erp",
+            "DK_WAREHOUSE__HOST": "wh",
+            "DK_WAREHOUSE__DBNAME": "w",
+            "DK_WAREHOUSE__USER": "u",
         },
-    )  # fmt: skip
+    )
     url = jdbc_url(config.source)
     assert url.startswith("jdbc:postgresql://db:5432/erp?sslmode=prefer&connectTimeout=10")
     assert "s3cret" not in url and "loader" not in url

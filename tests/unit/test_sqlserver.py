@@ -67,9 +67,13 @@ def test_first_page_is_top_n_ordered_by_the_key_without_a_key_condition() -> Non
 
 def test_next_page_seeks_after_the_last_composite_key_within_the_range() -> None:
     sql = dialect.page_select(
-        "[dbo].[T]", ["[a]", "[b]", "[c]"], ["a", "b", "c"], ["[u] > 5", "[u] <= 9"], 100,
+        "[dbo].[T]",
+        ["[a]", "[b]", "[c]"],
+        ["a", "b", "c"],
+        ["[u] > 5", "[u] <= 9"],
+        100,
         ["1", "N'x'", "3"],
-    )  # fmt: skip
+    )
     assert sql == (
         "SELECT TOP (100) [a], [b], [c] FROM [dbo].[T] WHERE [u] > 5 AND [u] <= 9 AND "
         "(([a] > 1) OR ([a] = 1 AND [b] > N'x') OR ([a] = 1 AND [b] = N'x' AND [c] > 3)) "
@@ -85,8 +89,9 @@ def test_a_table_without_key_is_one_streamed_select_without_order_by() -> None:
 
 def test_watermark_range_is_strictly_above_and_at_most_the_upper_bound() -> None:
     assert dialect.range_conditions("Modified At", "A", "B") == [
-        "[Modified At] > A", "[Modified At] <= B"
-    ]  # fmt: skip
+        "[Modified At] > A",
+        "[Modified At] <= B",
+    ]
     assert dialect.range_conditions("c", None, "B") == ["[c] <= B"]
     assert dialect.range_conditions(None, "A", "B") == []
 
@@ -248,14 +253,27 @@ class PagedTable:
 
 def _plan(page_rows: int) -> ReadPlan:
     return ReadPlan(
-        table="[dbo].[T]", projection=("[id]", "[v]"), conditions=(), key=("id",),
-        key_positions=(0,), key_columns=(col("id", "int", 4),), page_rows=page_rows,
-    )  # fmt: skip
+        table="[dbo].[T]",
+        projection=("[id]", "[v]"),
+        conditions=(),
+        key=("id",),
+        key_positions=(0,),
+        key_columns=(col("id", "int", 4),),
+        page_rows=page_rows,
+    )
 
 
-@pytest.mark.parametrize(("count", "page_rows", "fetch_rows"), [
-    (0, 10, 3), (1, 10, 3), (10, 10, 3), (25, 10, 3), (30, 10, 10), (7, 1, 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("count", "page_rows", "fetch_rows"),
+    [
+        (0, 10, 3),
+        (1, 10, 3),
+        (10, 10, 3),
+        (25, 10, 3),
+        (30, 10, 10),
+        (7, 1, 1),
+    ],
+)
 def test_pages_cover_every_row_once_in_batches_of_fetch_rows(
     count: int, page_rows: int, fetch_rows: int
 ) -> None:
@@ -300,9 +318,10 @@ def test_key_values_render_as_literals_of_the_key_type() -> None:
 def _config(**source: Any) -> SqlServerRunnerConfig:
     environ = {"DK_WAREHOUSE__HOST": "h", "DK_WAREHOUSE__DBNAME": "w", "DK_WAREHOUSE__USER": "u"}
     return load_config(
-        SqlServerRunnerConfig, flags={f"source.{k}": v for k, v in source.items()},
+        SqlServerRunnerConfig,
+        flags={f"source.{k}": v for k, v in source.items()},
         environ=environ,
-    )  # fmt: skip
+    )
 
 
 def test_sql_login_needs_user_and_password_and_hides_the_password() -> None:
@@ -362,15 +381,18 @@ def test_a_server_that_never_answers_is_a_transient_timeout(silent_server: int) 
         connect(_settings(port=silent_server, connect_timeout=2), "test")
 
 
-@pytest.mark.parametrize(("number", "expected"), [
-    (18456, TransientError),  # login failed
-    (4060, TransientError),  # cannot open database
-    (1205, TransientError),  # deadlock victim
-    (20047, TransientError),  # DB-Lib: dead connection
-    (208, SourceTableNotFound),  # invalid object name
-    (207, JobFailed),  # invalid column name
-    (8115, JobFailed),  # arithmetic overflow
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (18456, TransientError),  # login failed
+        (4060, TransientError),  # cannot open database
+        (1205, TransientError),  # deadlock victim
+        (20047, TransientError),  # DB-Lib: dead connection
+        (208, SourceTableNotFound),  # invalid object name
+        (207, JobFailed),  # invalid column name
+        (8115, JobFailed),  # arithmetic overflow
+    ],
+)
 def test_server_errors_map_to_the_exit_code_contract(number: int, expected: type) -> None:
     noise = b"DB-Lib error message 20018, severity 16:\nGeneral SQL Server error: Check messages\n"
     exc = pymssql.OperationalError((number, b"Some message." + noise))
@@ -397,8 +419,11 @@ class _CatalogOnly(SqlServerSource):
 
 def _source_with_table() -> _CatalogOnly:
     source = _CatalogOnly(_settings(page_rows=1000), conn=None)
-    columns = (col("Id", "int", 4), col("Name", "nvarchar", 80),
-               col("Modified", "datetime2", 8, 27, 7))  # fmt: skip
+    columns = (
+        col("Id", "int", 4),
+        col("Name", "nvarchar", 80),
+        col("Modified", "datetime2", 8, 27, 7),
+    )
     source._tables["dbo.Cust omers"] = TableInfo(columns, ("Id",))
     source.describe_cached = SourceTable(
         "dbo", "Cust omers", tuple(Column(c.name, bronze_type(c)) for c in columns), ("Id",)
@@ -429,10 +454,15 @@ class _Session:
         return self.result
 
 
-@pytest.mark.parametrize(("setting", "state", "level"), [
-    ("auto", 1, "SNAPSHOT"), ("auto", 0, "READ COMMITTED"), ("snapshot", 1, "SNAPSHOT"),
-    ("read_committed", 1, "READ COMMITTED"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("setting", "state", "level"),
+    [
+        ("auto", 1, "SNAPSHOT"),
+        ("auto", 0, "READ COMMITTED"),
+        ("snapshot", 1, "SNAPSHOT"),
+        ("read_committed", 1, "READ COMMITTED"),
+    ],
+)
 def test_a_table_is_read_in_one_transaction_at_the_chosen_isolation(
     setting: str, state: int, level: str
 ) -> None:
@@ -441,9 +471,11 @@ def test_a_table_is_read_in_one_transaction_at_the_chosen_isolation(
     with source.snapshot():
         session.statements.append("-- reads")
     assert session.statements[-4:] == [
-        f"SET TRANSACTION ISOLATION LEVEL {level}", "BEGIN TRANSACTION", "-- reads",
+        f"SET TRANSACTION ISOLATION LEVEL {level}",
+        "BEGIN TRANSACTION",
+        "-- reads",
         "IF @@TRANCOUNT > 0 COMMIT TRANSACTION",
-    ]  # fmt: skip
+    ]
 
 
 def test_snapshot_required_but_not_allowed_is_a_config_error_with_the_fix() -> None:
@@ -465,11 +497,17 @@ def test_kerberos_login_points_mit_kerberos_at_the_keytab_and_sends_no_login_nam
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    settings = SqlServerSourceSettings.model_validate({
-        **{k: v for k, v in BASE.items() if k != "password"}, "auth": "kerberos",
-        "user": "svc_etl@CORP.EXAMPLE.COM", "keytab": str(keytab), "krb5_config": str(krb5),
-        "port": port, "connect_timeout": 2,
-    })  # fmt: skip
+    settings = SqlServerSourceSettings.model_validate(
+        {
+            **{k: v for k, v in BASE.items() if k != "password"},
+            "auth": "kerberos",
+            "user": "svc_etl@CORP.EXAMPLE.COM",
+            "keytab": str(keytab),
+            "krb5_config": str(krb5),
+            "port": port,
+            "connect_timeout": 2,
+        }
+    )
     with pytest.raises(TransientError, match=r"mssql://svc_etl@CORP.EXAMPLE.COM@127.0.0.1"):
         connect(settings, "test")
     assert os.environ["KRB5_CLIENT_KTNAME"] == str(keytab)

@@ -151,23 +151,38 @@ def plan_tenant(tenant: TenantSpec, pinned: Mapping[str, str] | None = None) -> 
     gold_schema = f"{tenant.dbt.tenant_schema_prefix}gold"
     gold_assets = tuple(asset_uri(tenant.warehouse, gold_schema, m) for m in tenant.dbt.gold_models)
     silver = _dbt_task(
-        tenant, "dbt_build__silver", "silver", "build", tenant.dbt.silver_select,
-        upstream=tuple(t.task_id for t in bronze), inlets=bronze_assets,
+        tenant,
+        "dbt_build__silver",
+        "silver",
+        "build",
+        tenant.dbt.silver_select,
+        upstream=tuple(t.task_id for t in bronze),
+        inlets=bronze_assets,
         # An extract with nothing new exits 99 (skipped); Silver must still run after it.
         trigger_rule="none_failed",
         # dbt's default (eager) would also pick up the tests that join a Silver model to a Gold
         # one (`relationships` of `dim_customers` to `stg_erp__nations`), before Gold exists;
         # they run in the quality gate, whose selection is Gold.
         indirect_selection="cautious",
-    )  # fmt: skip
+    )
     gold = _dbt_task(
-        tenant, "dbt_run__gold", "gold", "run", tenant.dbt.gold_select,
-        upstream=(silver.task_id,), outlets=gold_assets,
-    )  # fmt: skip
+        tenant,
+        "dbt_run__gold",
+        "gold",
+        "run",
+        tenant.dbt.gold_select,
+        upstream=(silver.task_id,),
+        outlets=gold_assets,
+    )
     quality = _dbt_task(
-        tenant, "dbt_test__gold", "quality", "test", tenant.dbt.gold_select,
-        upstream=(gold.task_id,), inlets=gold_assets,
-    )  # fmt: skip
+        tenant,
+        "dbt_test__gold",
+        "quality",
+        "test",
+        tenant.dbt.gold_select,
+        upstream=(gold.task_id,),
+        inlets=gold_assets,
+    )
     runners = sorted({s.runner for s in tenant.sources} | {"dbt"})
     return TenantPlan(
         tenant=tenant.tenant,
@@ -227,11 +242,15 @@ def extract_args(table: TableSpec) -> tuple[str, ...]:
 
 def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
     env = _base_env(tenant)
-    env.update({
-        "DK_SOURCE__NAME": source.name, "DK_SOURCE__HOST": source.host,
-        "DK_SOURCE__PORT": str(source.port), "DK_SOURCE__DBNAME": source.dbname,
-        "DK_SOURCE__USER": source.user,
-    })  # fmt: skip
+    env.update(
+        {
+            "DK_SOURCE__NAME": source.name,
+            "DK_SOURCE__HOST": source.host,
+            "DK_SOURCE__PORT": str(source.port),
+            "DK_SOURCE__DBNAME": source.dbname,
+            "DK_SOURCE__USER": source.user,
+        }
+    )
     if source.schema_:
         env["DK_SOURCE__SCHEMA"] = source.schema_
     if source.sslmode:

@@ -78,9 +78,20 @@ def cpu_millicores(quantity: str) -> float:
 
 
 _MEMORY_UNITS = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
 
 
 def memory_bytes(quantity: str) -> int:
@@ -275,20 +286,36 @@ class TableSpec(BaseModel):
     def _mode_needs(self) -> TableSpec:
         problems = []
         if self.mode == "incremental" and not self.cursor:
-            problems.append(Problem(("cursor",), (
-                "mode `incremental` needs a `cursor` column; add `cursor: updated_at` "
-                "(a column whose value grows on every change) or use mode `full_refresh`"
-            )))  # fmt: skip
+            problems.append(
+                Problem(
+                    ("cursor",),
+                    (
+                        "mode `incremental` needs a `cursor` column; add `cursor: updated_at` "
+                        "(a column whose value grows on every change) or use mode `full_refresh`"
+                    ),
+                )
+            )
         if self.strategy == "merge" and self.mode != "incremental":
-            problems.append(Problem(("strategy",), (
-                f"strategy `merge` only applies to mode `incremental` (this table is "
-                f"`{self.mode}`); remove `strategy` or set `mode: incremental`"
-            )))  # fmt: skip
+            problems.append(
+                Problem(
+                    ("strategy",),
+                    (
+                        f"strategy `merge` only applies to mode `incremental` (this table is "
+                        f"`{self.mode}`); remove `strategy` or set `mode: incremental`"
+                    ),
+                )
+            )
         if self.deletes == "mark" and (self.mode != "incremental" or self.strategy != "merge"):
-            problems.append(Problem(("deletes",), (
-                "`deletes: mark` needs `mode: incremental` and `strategy: merge` (deleted rows "
-                "are found by primary key); remove `deletes` or change mode and strategy"
-            )))  # fmt: skip
+            problems.append(
+                Problem(
+                    ("deletes",),
+                    (
+                        "`deletes: mark` needs `mode: incremental` and `strategy: merge` (deleted "
+                        "rows are found by primary key); remove `deletes` or change mode and "
+                        "strategy"
+                    ),
+                )
+            )
         if problems:
             raise SpecProblems(problems)
         return self
@@ -339,10 +366,15 @@ class SourceSpec(BaseModel):
         for index, table in enumerate(self.tables):
             first = seen.setdefault(table.bronze_name, index)
             if first != index:
-                problems.append(Problem(("tables", index, "name"), (
-                    f"`{table.name}` lands in Bronze table `{table.bronze_name}` like "
-                    f"tables[{first}] `{self.tables[first].name}`; list each table once"
-                )))  # fmt: skip
+                problems.append(
+                    Problem(
+                        ("tables", index, "name"),
+                        (
+                            f"`{table.name}` lands in Bronze table `{table.bronze_name}` like "
+                            f"tables[{first}] `{self.tables[first].name}`; list each table once"
+                        ),
+                    )
+                )
         if problems:
             raise SpecProblems(problems)
         return self
@@ -482,14 +514,27 @@ class EgressTarget(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> EgressTarget:
         if bool(self.cidrs) == (self.namespace is not None):
-            raise SpecProblems([Problem((), (
-                f"egress of `{self.host}` needs either `cidrs` (IP ranges) or `namespace` "
-                "(with optional `pod_labels`) for a host inside the cluster, not both or neither"
-            ))])  # fmt: skip
+            raise SpecProblems(
+                [
+                    Problem(
+                        (),
+                        (
+                            f"egress of `{self.host}` needs either `cidrs` (IP ranges) or "
+                            "`namespace` (with optional `pod_labels`) for a host inside the "
+                            "cluster, not both or neither"
+                        ),
+                    )
+                ]
+            )
         if self.pod_labels and self.namespace is None:
-            raise SpecProblems([Problem(("pod_labels",), (
-                "`pod_labels` selects pods inside the cluster; add their `namespace`"
-            ))])  # fmt: skip
+            raise SpecProblems(
+                [
+                    Problem(
+                        ("pod_labels",),
+                        ("`pod_labels` selects pods inside the cluster; add their `namespace`"),
+                    )
+                ]
+            )
         return self
 
 
@@ -583,10 +628,15 @@ class TenantSpec(BaseModel):
         for index, source in enumerate(self.sources):
             first = seen.setdefault(source.name, index)
             if first != index:
-                problems.append(Problem(("sources", index, "name"), (
-                    f"source `{source.name}` is already defined as sources[{first}]; "
-                    "give each source a distinct name"
-                )))  # fmt: skip
+                problems.append(
+                    Problem(
+                        ("sources", index, "name"),
+                        (
+                            f"source `{source.name}` is already defined as sources[{first}]; "
+                            "give each source a distinct name"
+                        ),
+                    )
+                )
         return problems
 
     def _task_id_clashes(self) -> list[Problem]:
@@ -599,10 +649,15 @@ class TenantSpec(BaseModel):
                 here = f"{source.name}.{table.bronze_name}"
                 other = seen.setdefault(task_id, here)
                 if other != here:
-                    problems.append(Problem(("sources", s_index, "tables", t_index, "name"), (
-                        f"task id `{task_id}` would also be the task of `{other}`; "
-                        "rename one of the sources"
-                    )))  # fmt: skip
+                    problems.append(
+                        Problem(
+                            ("sources", s_index, "tables", t_index, "name"),
+                            (
+                                f"task id `{task_id}` would also be the task of `{other}`; "
+                                "rename one of the sources"
+                            ),
+                        )
+                    )
         return problems
 
     def _resources(self) -> list[Problem]:
@@ -613,8 +668,9 @@ class TenantSpec(BaseModel):
         ]
         for s_index, source in enumerate(self.sources):
             for t_index, table in enumerate(source.tables):
-                overrides.append((("sources", s_index, "tables", t_index, "resources"),
-                                  table.resources))  # fmt: skip
+                overrides.append(
+                    (("sources", s_index, "tables", t_index, "resources"), table.resources)
+                )
         for loc, override in overrides:
             if override is not None:
                 merged = self.resources.merged(override)
@@ -634,13 +690,23 @@ class TenantSpec(BaseModel):
             loc: tuple[str | int, ...] = ("kubernetes", "egress", index, "host")
             first = seen.setdefault(target.host, index)
             if first != index:
-                problems.append(Problem(loc, (
-                    f"`{target.host}` is already described by kubernetes.egress[{first}]; "
-                    "keep one entry per host"
-                )))  # fmt: skip
+                problems.append(
+                    Problem(
+                        loc,
+                        (
+                            f"`{target.host}` is already described by kubernetes.egress[{first}]; "
+                            "keep one entry per host"
+                        ),
+                    )
+                )
             elif target.host not in hosts:
-                problems.append(Problem(loc, (
-                    f"`{target.host}` is neither the warehouse host nor a source host; use one "
-                    f"of {_listed(sorted(set(hosts)))} or remove the entry"
-                )))  # fmt: skip
+                problems.append(
+                    Problem(
+                        loc,
+                        (
+                            f"`{target.host}` is neither the warehouse host nor a source host; "
+                            f"use one of {_listed(sorted(set(hosts)))} or remove the entry"
+                        ),
+                    )
+                )
         return problems

@@ -65,8 +65,12 @@ def dagbag(folder: Path, runtime: str | None) -> dict[str, Any]:
         env["DATAKIT_RUNTIME"] = runtime
     proc = subprocess.run(
         [sys.executable, "-c", _DAGBAG.format(folder=str(folder))],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result

@@ -66,11 +66,18 @@ class Mailbox:
 
     def connection(self) -> str:
         """Airflow's `smtp_default` connection (JSON form) for this server: plain SMTP."""
-        return json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
-            "extra": {"from_email": "airflow@datakit.example", "disable_tls": True,
-                      "disable_ssl": True},
-        })  # fmt: skip
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "extra": {
+                    "from_email": "airflow@datakit.example",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        )
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)

@@ -15,20 +15,34 @@ BASE: dict[str, Any] = {
     "tenant": "initech",
     "schedule": {"cron": "@daily", "start_date": "2024-01-01"},
     "warehouse": {
-        "host": "wh", "dbname": "dw", "user": "loader",
+        "host": "wh",
+        "dbname": "dw",
+        "user": "loader",
         "password_secret": {"name": "initech-warehouse", "key": "password"},
     },
-    "sources": [{
-        "name": "erp", "runner": "postgres", "runner_version": "0.1.0", "host": "erp-db",
-        "port": 5432, "dbname": "erp", "user": "reader",
-        "password_secret": {"name": "initech-erp", "key": "password"},
-        "tables": [
-            {"name": "orders", "mode": "incremental", "cursor": "updated_at", "strategy": "merge"},
-            {"name": "customers"},
-        ],
-    }],
+    "sources": [
+        {
+            "name": "erp",
+            "runner": "postgres",
+            "runner_version": "0.1.0",
+            "host": "erp-db",
+            "port": 5432,
+            "dbname": "erp",
+            "user": "reader",
+            "password_secret": {"name": "initech-erp", "key": "password"},
+            "tables": [
+                {
+                    "name": "orders",
+                    "mode": "incremental",
+                    "cursor": "updated_at",
+                    "strategy": "merge",
+                },
+                {"name": "customers"},
+            ],
+        }
+    ],
     "dbt": {"runner_version": "0.1.0"},
-}  # fmt: skip
+}
 
 
 def base() -> dict[str, Any]:

@@ -236,9 +236,13 @@ def terminated_pod(code: int) -> k8s.V1Pod:
     """A pod status as the API server reports it after the runner container exited."""
     state = k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=code))
     status = k8s.V1ContainerStatus(
-        name=KubernetesPodOperator.BASE_CONTAINER_NAME, state=state, image="runner", image_id="",
-        ready=False, restart_count=0,
-    )  # fmt: skip
+        name=KubernetesPodOperator.BASE_CONTAINER_NAME,
+        state=state,
+        image="runner",
+        image_id="",
+        ready=False,
+        restart_count=0,
+    )
     return k8s.V1Pod(status=k8s.V1PodStatus(phase="Failed", container_statuses=[status]))
 
 

@@ -26,9 +26,16 @@ from tests.unit.orchestration.test_lock import DIGEST_A, DIGEST_B, lock_with
 ACME_EXTRACTS = [
     f"extract__erp_{table}"
     for table in (
-        "region", "nation", "supplier", "part", "partsupp", "customer", "orders", "lineitem",
+        "region",
+        "nation",
+        "supplier",
+        "part",
+        "partsupp",
+        "customer",
+        "orders",
+        "lineitem",
     )
-]  # fmt: skip
+]
 
 
 def acme() -> TenantPlan:
@@ -47,16 +54,23 @@ def test_acme_dag_has_the_plans_schedule_and_settings(acme_dag: DAG) -> None:
     assert acme_dag.catchup is False
     assert acme_dag.max_active_runs == 1
     assert set(acme_dag.tags) == {
-        "tenant:acme", "layer:bronze", "layer:silver", "layer:gold", "runner:dbt",
+        "tenant:acme",
+        "layer:bronze",
+        "layer:silver",
+        "layer:gold",
+        "runner:dbt",
         "runner:postgres",
-    }  # fmt: skip
+    }
     assert acme_dag.default_args["owner"] == "datakit"
 
 
 def test_acme_dag_runs_bronze_then_silver_gold_and_the_quality_gate(acme_dag: DAG) -> None:
     assert set(acme_dag.task_ids) == {
-        *ACME_EXTRACTS, "dbt_build__silver", "dbt_run__gold", "dbt_test__gold",
-    }  # fmt: skip
+        *ACME_EXTRACTS,
+        "dbt_build__silver",
+        "dbt_run__gold",
+        "dbt_test__gold",
+    }
     bronze = acme_dag.task_group.children["bronze"]
     assert sorted(bronze.children) == sorted(ACME_EXTRACTS)  # type: ignore[attr-defined]
     silver = acme_dag.get_task("dbt_build__silver")
@@ -124,8 +138,9 @@ def test_dag_files_are_written_for_new_tenants_and_removed_for_deleted_ones(
 def test_pools_are_exported_for_airflow_pools_import() -> None:
     found = pools(TENANTS)
     assert found["acme__erp"] == {
-        "slots": 2, "description": "Tables read at once from source `erp` of tenant `acme`",
-    }  # fmt: skip
+        "slots": 2,
+        "description": "Tables read at once from source `erp` of tenant `acme`",
+    }
     assert found["globex__crm"]["slots"] == 3
     assert found["globex__billing"]["slots"] == 1
 

@@ -121,10 +121,19 @@ def test_chart_renders_every_object_of_the_tenant_namespace(tenant: str) -> None
     plan = plan_tenant(shipped_specs()[tenant])
     secrets = {s.secret.name for t in plan.tasks for s in t.secrets}
     secrets |= set(plan.kubernetes.image_pull_secrets)
-    assert kinds == sorted([
-        "Namespace", "ServiceAccount", "Role", "RoleBinding", "ResourceQuota", "LimitRange",
-        "NetworkPolicy", "NetworkPolicy", *["Secret"] * len(secrets),
-    ])  # fmt: skip
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ResourceQuota",
+            "LimitRange",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            *["Secret"] * len(secrets),
+        ]
+    )
     namespace = one(tenant, "Namespace")["metadata"]["name"]
     assert namespace == plan.kubernetes.namespace
     for document in rendered(tenant):
@@ -165,10 +174,16 @@ def test_lint_reports_an_error_for_an_invalid_object() -> None:
     [
         ({"typo": 1}, "additional properties 'typo' not allowed"),
         ({"podSecurity": {"enforce": "strict"}}, "at '/podSecurity/enforce': value must be one of"),
-        ({"networkPolicy": {"egress": [{"name": "warehouse", "host": "wh", "port": "5432/tcp"}]}},
-         "at '/networkPolicy/egress/0/port': got string, want integer"),
+        (
+            {
+                "networkPolicy": {
+                    "egress": [{"name": "warehouse", "host": "wh", "port": "5432/tcp"}]
+                }
+            },
+            "at '/networkPolicy/egress/0/port': got string, want integer",
+        ),
     ],
-)  # fmt: skip
+)
 def test_values_are_checked_against_the_charts_schema(
     change: dict[str, Any], expected: str
 ) -> None:
@@ -272,8 +287,9 @@ def test_pod_fits_the_chart(plan: TenantPlan, task: TaskPlan) -> None:
                 assert ref["name"] in secrets, f"{env['name']}: no Secret `{ref['name']}`"
                 assert ref["key"] in secrets[ref["name"]]["data"], env["name"]
     pulls = [p["name"] for p in document["spec"].get("imagePullSecrets") or []]
-    account_pulls = [p["name"] for p in objects(tenant, "ServiceAccount")[account].get(
-        "imagePullSecrets", [])]  # fmt: skip
+    account_pulls = [
+        p["name"] for p in objects(tenant, "ServiceAccount")[account].get("imagePullSecrets", [])
+    ]
     assert pulls == account_pulls
     for name in pulls:
         assert secrets[name]["type"] == "kubernetes.io/dockerconfigjson"
@@ -346,9 +362,10 @@ def test_the_sidecar_numbers_are_the_providers() -> None:
     plan = shipped_plans()[0]
     document = pod(plan, plan.tasks[0])
     sidecars = [
-        c for c in document["spec"]["containers"]
+        c
+        for c in document["spec"]["containers"]
         if c["name"] != KubernetesPodOperator.BASE_CONTAINER_NAME
-    ]  # fmt: skip
+    ]
     assert [c["resources"] for c in sidecars] == [{"requests": SIDECAR_REQUESTS}]
     limit_range = one(plan.tenant, "LimitRange")["spec"]["limits"][0]
     assert limit_range["default"] == SIDECAR_LIMITS
@@ -362,17 +379,21 @@ def test_the_sidecar_numbers_are_the_providers() -> None:
 def test_launcher_may_do_exactly_what_the_pod_operator_needs(tenant: str) -> None:
     role = one(tenant, "Role")
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"],
-         "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["create", "get", "list", "watch", "patch", "delete"],
+        },
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
-    ]  # fmt: skip
+    ]
     binding = one(tenant, "RoleBinding")
     assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
         "name": role["metadata"]["name"],
-    }  # fmt: skip
+    }
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "airflow-worker", "namespace": "airflow"}
     ]
@@ -512,19 +533,31 @@ def test_ip_address_hosts_need_no_egress_entry(tmp_path: Path) -> None:
 
 
 def test_egress_entries_give_cidrs_or_cluster_pods(tmp_path: Path) -> None:
-    data = spec_with(egress=[
-        {"host": "wh", "namespace": "data", "pod_labels": {"app": "pg"}},
-        {"host": "erp-db", "cidrs": ["192.168.10.0/24", "192.168.11.0/24"]},
-    ])  # fmt: skip
+    data = spec_with(
+        egress=[
+            {"host": "wh", "namespace": "data", "pod_labels": {"app": "pg"}},
+            {"host": "erp-db", "cidrs": ["192.168.10.0/24", "192.168.11.0/24"]},
+        ]
+    )
     values = chart_values(load_tenant(write_tenant(tmp_path, data)))
     assert values["networkPolicy"]["egress"] == [
-        {"name": "warehouse", "host": "wh", "port": 5432, "namespace": "data",
-         "podLabels": {"app": "pg"}},
-        {"name": "source erp", "host": "erp-db", "port": 5432,
-         "cidrs": ["192.168.10.0/24", "192.168.11.0/24"]},
-    ]  # fmt: skip
-    documents = render({**values, **dummy_secret_values(plan_tenant(load_tenant(
-        tmp_path / "initech.yaml")))})  # fmt: skip
+        {
+            "name": "warehouse",
+            "host": "wh",
+            "port": 5432,
+            "namespace": "data",
+            "podLabels": {"app": "pg"},
+        },
+        {
+            "name": "source erp",
+            "host": "erp-db",
+            "port": 5432,
+            "cidrs": ["192.168.10.0/24", "192.168.11.0/24"],
+        },
+    ]
+    documents = render(
+        {**values, **dummy_secret_values(plan_tenant(load_tenant(tmp_path / "initech.yaml")))}
+    )
     for document in documents:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
@@ -532,20 +565,28 @@ def test_egress_entries_give_cidrs_or_cluster_pods(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("egress", "expected"),
     [
-        ([{"host": "nowhere", "cidrs": ["10.0.0.0/8"]}],
-         "kubernetes.egress[0].host: `nowhere` is neither the warehouse host nor a source host"),
-        ([{"host": "wh", "cidrs": ["10.0.0.1/8"]}],
-         "not IP ranges: `10.0.0.1/8`; use CIDR notation with the host bits zero"),
+        (
+            [{"host": "nowhere", "cidrs": ["10.0.0.0/8"]}],
+            "kubernetes.egress[0].host: `nowhere` is neither the warehouse host nor a source host",
+        ),
+        (
+            [{"host": "wh", "cidrs": ["10.0.0.1/8"]}],
+            "not IP ranges: `10.0.0.1/8`; use CIDR notation with the host bits zero",
+        ),
         ([{"host": "wh", "cidrs": ["wh.example"]}], "not IP ranges: `wh.example`"),
         ([{"host": "wh"}], "needs either `cidrs` (IP ranges) or `namespace`"),
         ([{"host": "wh", "cidrs": ["10.0.0.0/8"], "namespace": "data"}], "not both or neither"),
-        ([{"host": "wh", "cidrs": ["10.0.0.0/8"], "pod_labels": {"a": "b"}}],
-         "kubernetes.egress[0].pod_labels: `pod_labels` selects pods inside the cluster; add "
-         "their `namespace`"),
-        ([{"host": "wh", "cidrs": ["10.0.0.0/8"]}, {"host": "wh", "cidrs": ["10.0.0.0/8"]}],
-         "kubernetes.egress[1].host: `wh` is already described by kubernetes.egress[0]"),
+        (
+            [{"host": "wh", "cidrs": ["10.0.0.0/8"], "pod_labels": {"a": "b"}}],
+            "kubernetes.egress[0].pod_labels: `pod_labels` selects pods inside the cluster; add "
+            "their `namespace`",
+        ),
+        (
+            [{"host": "wh", "cidrs": ["10.0.0.0/8"]}, {"host": "wh", "cidrs": ["10.0.0.0/8"]}],
+            "kubernetes.egress[1].host: `wh` is already described by kubernetes.egress[0]",
+        ),
     ],
-)  # fmt: skip
+)
 def test_invalid_egress_entries_are_spec_errors_with_their_path(
     tmp_path: Path, egress: list[dict[str, Any]], expected: str
 ) -> None:
@@ -590,9 +631,12 @@ def test_a_pull_secret_listed_twice_is_one_secret(tmp_path: Path) -> None:
 
 
 def test_an_egress_entry_wins_over_an_ip_address_host(tmp_path: Path) -> None:
-    data = spec_with(egress=[
-        {"host": "10.1.2.3", "cidrs": ["10.1.2.0/28"]}, {"host": "erp-db", "cidrs": ["10.9.0.0/16"]}
-    ])  # fmt: skip
+    data = spec_with(
+        egress=[
+            {"host": "10.1.2.3", "cidrs": ["10.1.2.0/28"]},
+            {"host": "erp-db", "cidrs": ["10.9.0.0/16"]},
+        ]
+    )
     data["warehouse"]["host"] = "10.1.2.3"
     values = chart_values(load_tenant(write_tenant(tmp_path, data)))
     assert values["networkPolicy"]["egress"][0]["cidrs"] == ["10.1.2.0/28"]
@@ -600,9 +644,13 @@ def test_an_egress_entry_wins_over_an_ip_address_host(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cpus", "expected"),
-    [(["0.1", "0.1", "0.1"], "300m"), (["1", "500m"], "1500m"), (["1", "1"], "2"),
-     (["0.0005"], "1m")],
-)  # fmt: skip
+    [
+        (["0.1", "0.1", "0.1"], "300m"),
+        (["1", "500m"], "1500m"),
+        (["1", "1"], "2"),
+        (["0.0005"], "1m"),
+    ],
+)
 def test_cpu_sums_are_exact_and_never_rounded_down(cpus: list[str], expected: str) -> None:
     assert format_cpu(sum(spec.cpu_millicores(c) for c in cpus)) == expected
 
@@ -633,8 +681,12 @@ def test_the_documented_install_renders_from_the_two_files(tmp_path: Path) -> No
     """`make helm-values`, the filled-in secret values skeleton, `helm install -f -f`."""
     values, secret_values = tmp_path / "values-globex.yaml", tmp_path / "secret-values.yaml"
     assert main(["globex", "--tenants", str(TENANTS), "--output", str(values)]) == 0
-    assert main(["globex", "--tenants", str(TENANTS), "--output", str(secret_values),
-                 "--secret-values"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["globex", "--tenants", str(TENANTS), "--output", str(secret_values), "--secret-values"]
+        )
+        == 0
+    )
     filled = secret_values.read_text(encoding="utf-8").replace("''", "filled-in")
     filled = filled.replace(".dockerconfigjson: filled-in", f".dockerconfigjson: '{DOCKER_CONFIG}'")
     given = {

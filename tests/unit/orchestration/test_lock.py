@@ -81,8 +81,11 @@ def test_lock_round_trips_sorted_by_runner_and_semantic_version(tmp_path: Path) 
 
 def test_semver_key_orders_numerically_and_rejects_other_text() -> None:
     assert sorted(["1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.9"], key=semver_key) == [
-        "0.9.9", "1.2.0-rc.1", "1.2.0", "1.10.0",
-    ]  # fmt: skip
+        "0.9.9",
+        "1.2.0-rc.1",
+        "1.2.0",
+        "1.10.0",
+    ]
     with pytest.raises(ValueError, match="`v1` is not a semantic version"):
         semver_key("v1")
 

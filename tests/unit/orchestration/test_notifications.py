@@ -44,9 +44,14 @@ def dag_processor(
 
 def run_dag_callbacks(bag: DagBag, dag_id: str, *, failed: bool, reason: str) -> None:
     request = DagCallbackRequest(
-        filepath=f"{dag_id.split('__')[0]}.py", bundle_name="dags-folder", bundle_version=None,
-        dag_id=dag_id, run_id=RUN_ID, is_failure_callback=failed, msg=reason,
-    )  # fmt: skip
+        filepath=f"{dag_id.split('__')[0]}.py",
+        bundle_name="dags-folder",
+        bundle_version=None,
+        dag_id=dag_id,
+        run_id=RUN_ID,
+        is_failure_callback=failed,
+        msg=reason,
+    )
     _execute_callbacks(bag, [request], structlog.get_logger())
 
 

@@ -34,9 +34,11 @@ ACME_TABLES = ["region", "nation", "supplier", "part", "partsupp", "customer", "
 BRONZE_IDS = [f"extract__erp_{t}" for t in ACME_TABLES]
 DEFAULT_RESOURCES = Resources("250m", "1", "256Mi", "1Gi")
 WAREHOUSE_ENV = {
-    "DK_WAREHOUSE__HOST": "127.0.0.1", "DK_WAREHOUSE__PORT": "54322",
-    "DK_WAREHOUSE__DBNAME": "warehouse", "DK_WAREHOUSE__USER": "warehouse",
-}  # fmt: skip
+    "DK_WAREHOUSE__HOST": "127.0.0.1",
+    "DK_WAREHOUSE__PORT": "54322",
+    "DK_WAREHOUSE__DBNAME": "warehouse",
+    "DK_WAREHOUSE__USER": "warehouse",
+}
 WAREHOUSE_SECRET = SecretEnv("DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse", "password"))
 
 
@@ -55,12 +57,19 @@ def test_acme_dag(acme: TenantPlan) -> None:
     assert (acme.schedule, acme.start_date, acme.catchup) == ("@daily", date(2024, 1, 1), False)
     assert acme.max_active_runs == 1
     assert acme.tags == (
-        "tenant:acme", "layer:bronze", "layer:silver", "layer:gold", "runner:dbt",
+        "tenant:acme",
+        "layer:bronze",
+        "layer:silver",
+        "layer:gold",
+        "runner:dbt",
         "runner:postgres",
-    )  # fmt: skip
+    )
     assert [t.task_id for t in acme.tasks] == [
-        *BRONZE_IDS, "dbt_build__silver", "dbt_run__gold", "dbt_test__gold",
-    ]  # fmt: skip
+        *BRONZE_IDS,
+        "dbt_build__silver",
+        "dbt_run__gold",
+        "dbt_test__gold",
+    ]
     assert [t.group for t in acme.tasks] == ["bronze"] * 8 + ["silver", "gold", "quality"]
     assert acme.pools == (
         Pool("acme__erp", 2, "Tables read at once from source `erp` of tenant `acme`"),
@@ -78,13 +87,27 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
         group="bronze",
         image="registry.localhost/etl/postgres-runner:0.1.0",
         args=(
-            "extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at",
-            "--strategy", "merge", "--deletes", "mark",
+            "extract",
+            "--table",
+            "orders",
+            "--mode",
+            "incremental",
+            "--cursor",
+            "updated_at",
+            "--strategy",
+            "merge",
+            "--deletes",
+            "mark",
         ),
         env={
-            "DK_LOG_FORMAT": "json", "DK_TENANT": "acme",
-            "DK_SOURCE__NAME": "erp", "DK_SOURCE__HOST": "127.0.0.1", "DK_SOURCE__PORT": "54321",
-            "DK_SOURCE__DBNAME": "erp", "DK_SOURCE__USER": "erp", **WAREHOUSE_ENV,
+            "DK_LOG_FORMAT": "json",
+            "DK_TENANT": "acme",
+            "DK_SOURCE__NAME": "erp",
+            "DK_SOURCE__HOST": "127.0.0.1",
+            "DK_SOURCE__PORT": "54321",
+            "DK_SOURCE__DBNAME": "erp",
+            "DK_SOURCE__USER": "erp",
+            **WAREHOUSE_ENV,
         },
         secrets=(
             SecretEnv("DK_SOURCE__PASSWORD", SecretRef("acme-erp", "password")),
@@ -100,7 +123,7 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
         outlets=(f"{WH}/bronze_erp/orders",),
         retry_exit_codes=(3,),
         skip_exit_codes=(99,),
-    )  # fmt: skip
+    )
 
 
 def test_acme_bronze_tasks(acme: TenantPlan) -> None:
@@ -119,29 +142,43 @@ def test_acme_bronze_tasks(acme: TenantPlan) -> None:
 def test_acme_dbt_tasks(acme: TenantPlan) -> None:
     silver, gold, quality = acme.tasks[-3:]
     assert silver.args == (
-        "build", "--select", "path:models/staging", "--select", "path:models/intermediate",
-        "--select", "path:snapshots",
-    )  # fmt: skip
+        "build",
+        "--select",
+        "path:models/staging",
+        "--select",
+        "path:models/intermediate",
+        "--select",
+        "path:snapshots",
+    )
     assert gold.args == ("run", "--select", "path:models/marts")
     assert quality.args == ("test", "--select", "path:models/marts")
     gold_assets = tuple(
         f"{WH}/gold/{m}"
         for m in (
-            "dim_customers", "dim_dates", "dim_parts", "dim_suppliers", "fct_order_lines",
-            "fct_orders", "mart_pricing_summary", "mart_revenue_by_nation_year",
+            "dim_customers",
+            "dim_dates",
+            "dim_parts",
+            "dim_suppliers",
+            "fct_order_lines",
+            "fct_orders",
+            "mart_pricing_summary",
+            "mart_revenue_by_nation_year",
         )
-    )  # fmt: skip
+    )
     assert silver.inlets == tuple(f"{WH}/bronze_erp/{t}" for t in ACME_TABLES)
     assert (silver.outlets, gold.inlets, gold.outlets) == ((), (), gold_assets)
     assert (quality.inlets, quality.outlets) == (gold_assets, ())
     for task in (silver, gold, quality):
         assert task.image == "registry.localhost/etl/dbt-runner:0.1.0"
         assert task.env == {
-            "DK_LOG_FORMAT": "json", "DK_TENANT": "acme", "DK_TENANT_SCHEMA_PREFIX": "",
-            "DK_DBT_THREADS": "4", **WAREHOUSE_ENV,
+            "DK_LOG_FORMAT": "json",
+            "DK_TENANT": "acme",
+            "DK_TENANT_SCHEMA_PREFIX": "",
+            "DK_DBT_THREADS": "4",
+            **WAREHOUSE_ENV,
             # Silver leaves the tests that also read a Gold model to the quality gate.
             **({"DBT_INDIRECT_SELECTION": "cautious"} if task is silver else {}),
-        }  # fmt: skip
+        }
         assert task.secrets == (WAREHOUSE_SECRET,)
         assert task.pool is None and task.resources == DEFAULT_RESOURCES
         assert (task.retry_exit_codes, task.skip_exit_codes) == ((3,), (99,))
@@ -172,9 +209,20 @@ def test_globex_plan(globex: TenantPlan) -> None:
     wh = "postgres://warehouse.data.svc.cluster.local:5432/shared_warehouse"
     payments = globex.task("extract__billing_payments")
     assert payments.args == (
-        "extract", "--table", "payments", "--mode", "incremental", "--cursor", "updated_at",
-        "--strategy", "merge", "--primary-key", "payment_id", "--deletes", "mark",
-    )  # fmt: skip
+        "extract",
+        "--table",
+        "payments",
+        "--mode",
+        "incremental",
+        "--cursor",
+        "updated_at",
+        "--strategy",
+        "merge",
+        "--primary-key",
+        "payment_id",
+        "--deletes",
+        "mark",
+    )
     assert payments.image == f"{registry}/postgres-runner:0.1.0"
     assert payments.secrets[0] == SecretEnv(
         "DK_SOURCE__PASSWORD", SecretRef("globex-billing", "db-password")
@@ -186,8 +234,12 @@ def test_globex_plan(globex: TenantPlan) -> None:
         "globex__billing",
     )
     assert globex.task("extract__crm_accounts").args == (
-        "extract", "--table", "accounts", "--mode", "snapshot",
-    )  # fmt: skip
+        "extract",
+        "--table",
+        "accounts",
+        "--mode",
+        "snapshot",
+    )
     assert globex.task("extract__crm_contacts").args[-2:] == ("--strategy", "append")
     plans = globex.task("extract__billing_plans")
     assert plans.args[:3] == ("extract", "--table", "public.plans")
@@ -198,9 +250,12 @@ def test_globex_plan(globex: TenantPlan) -> None:
     assert "DK_SOURCE__SCHEMA" not in plans.env
     gold = globex.task("dbt_run__gold")
     assert gold.args == (
-        "run", "--select", "tag:globex",
-        "--vars", '{"bronze_schema": "bronze_crm", "fiscal_year_start": "04-01"}',
-    )  # fmt: skip
+        "run",
+        "--select",
+        "tag:globex",
+        "--vars",
+        '{"bronze_schema": "bronze_crm", "fiscal_year_start": "04-01"}',
+    )
     assert gold.outlets == (f"{wh}/globex_gold/fct_invoices", f"{wh}/globex_gold/dim_accounts")
     assert gold.env["DK_TENANT_SCHEMA_PREFIX"] == "globex_" and gold.env["DK_DBT_THREADS"] == "8"
     assert gold.resources == Resources("500m", "2", "1Gi", "2Gi")
@@ -257,9 +312,11 @@ def test_the_runners_accept_the_planned_args_and_env(tenant: str) -> None:
     plan = plan_tenant(load_tenant(TENANTS / f"{tenant}.yaml"))
     for task in plan.tasks:
         secrets = {s.env_var: "from-a-secret" for s in task.secrets}
-        app, model = (postgres_app, PostgresRunnerConfig) if task.group == "bronze" else (
-            dbt_app, DbtRunnerConfig
-        )  # fmt: skip
+        app, model = (
+            (postgres_app, PostgresRunnerConfig)
+            if task.group == "bronze"
+            else (dbt_app, DbtRunnerConfig)
+        )
         params = app.commands[task.args[0]].make_context(task.args[0], list(task.args[1:])).params
         flags = _config_flags(params) if task.group == "bronze" else {}
         config = load_config(model, environ={**task.env, **secrets}, flags=flags)

@@ -35,8 +35,10 @@ def test_schema_text_is_deterministic_sorted_and_ends_with_a_newline() -> None:
 def test_check_passes_on_the_committed_file() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "datakit_orchestration.schema", "--check"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 

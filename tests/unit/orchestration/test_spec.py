@@ -73,18 +73,25 @@ def test_every_committed_table_is_one_the_runner_accepts(path: Path) -> None:
         ({"name": "t", "strategy": "merge"}, "tables[2].strategy", "set `mode: incremental`"),
         (
             {"name": "t", "mode": "incremental", "cursor": "c", "deletes": "mark"},
-            "tables[2].deletes", "needs `mode: incremental` and `strategy: merge`",
+            "tables[2].deletes",
+            "needs `mode: incremental` and `strategy: merge`",
         ),
         ({"name": "t", "mode": "sometimes"}, "tables[2].mode", "(got `sometimes`)"),
         ({"name": "t", "curser": "c"}, "tables[2].curser", "did you mean `cursor`?"),
         ({"name": "s.orders"}, "tables[2].name", "lands in Bronze table `orders` like tables[0]"),
-        ({"name": "t", "resources": {"memory_limit": "512m"}},
-         "tables[2].resources.memory_limit", "use e.g. `512Mi`"),
-        ({"name": "t", "resources": {"memory_request": "4Gi"}},
-         "tables[2].resources.memory_request", "above memory_limit `1Gi`"),
+        (
+            {"name": "t", "resources": {"memory_limit": "512m"}},
+            "tables[2].resources.memory_limit",
+            "use e.g. `512Mi`",
+        ),
+        (
+            {"name": "t", "resources": {"memory_request": "4Gi"}},
+            "tables[2].resources.memory_request",
+            "above memory_limit `1Gi`",
+        ),
         ({"name": "bad table"}, "tables[2].name", "use `table` or `schema.table`"),
     ],
-)  # fmt: skip
+)
 def test_table_problem_is_reported_at_its_path_with_a_fix(
     tmp_path: Path, table: dict[str, Any], path: str, fix: str
 ) -> None:
@@ -102,23 +109,44 @@ def test_table_problem_is_reported_at_its_path_with_a_fix(
         (lambda d: d["schedule"].update(cron="@sometimes"), "schedule.cron", "use one of @hourly"),
         (lambda d: d["schedule"].update(cron="0 2 * *"), "schedule.cron", "five fields"),
         (lambda d: d["schedule"].update(start_date="2024-13-01"), "schedule.start_date", "month"),
-        (lambda d: d["sources"][0].update(runner_version="latest"),
-         "sources[0].runner_version", "use an exact image version such as `0.1.0`"),
-        (lambda d: d["sources"][0].update(runner="oracle"), "sources[0].runner",
-         "'postgres', 'sqlserver' or 'spark' (got `oracle`)"),
-        (lambda d: d["sources"].append(dict(d["sources"][0])), "sources[1].name",
-         "already defined as sources[0]"),
+        (
+            lambda d: d["sources"][0].update(runner_version="latest"),
+            "sources[0].runner_version",
+            "use an exact image version such as `0.1.0`",
+        ),
+        (
+            lambda d: d["sources"][0].update(runner="oracle"),
+            "sources[0].runner",
+            "'postgres', 'sqlserver' or 'spark' (got `oracle`)",
+        ),
+        (
+            lambda d: d["sources"].append(dict(d["sources"][0])),
+            "sources[1].name",
+            "already defined as sources[0]",
+        ),
         (lambda d: d["warehouse"].pop("host"), "warehouse.host", "add `host:`"),
-        (lambda d: d["dbt"].update(tenant_schema_prefix="Acme"), "dbt.tenant_schema_prefix",
-         "ending in `_`"),
-        (lambda d: d.update(resources={"cpu_request": "2", "cpu_limit": "500m"}),
-         "resources.cpu_request", "lower the request or raise the limit"),
-        (lambda d: d.update(kubernetes={"namespace": "Tenant_X"}), "kubernetes.namespace",
-         "is not a Kubernetes name"),
-        (lambda d: d.update(notifications={"webhooks": {"discord": {"name": "x"}}}),
-         "notifications.webhooks.discord", "allowed here: slack, teams"),
+        (
+            lambda d: d["dbt"].update(tenant_schema_prefix="Acme"),
+            "dbt.tenant_schema_prefix",
+            "ending in `_`",
+        ),
+        (
+            lambda d: d.update(resources={"cpu_request": "2", "cpu_limit": "500m"}),
+            "resources.cpu_request",
+            "lower the request or raise the limit",
+        ),
+        (
+            lambda d: d.update(kubernetes={"namespace": "Tenant_X"}),
+            "kubernetes.namespace",
+            "is not a Kubernetes name",
+        ),
+        (
+            lambda d: d.update(notifications={"webhooks": {"discord": {"name": "x"}}}),
+            "notifications.webhooks.discord",
+            "allowed here: slack, teams",
+        ),
     ],
-)  # fmt: skip
+)
 def test_tenant_problem_is_reported_at_its_path_with_a_fix(
     tmp_path: Path, change: Any, path: str, fix: str
 ) -> None:
@@ -143,9 +171,14 @@ def test_every_problem_of_a_file_is_listed_at_once(tmp_path: Path) -> None:
     error = problems_of(tmp_path, data, name="initech")
     paths = [p.split(": ", 1)[0] for p in error.problems]
     assert paths == [
-        "tenant", "schedule.cron", "sources[0].port", "sources[0].tables[2].cursor",
-        "sources[0].tables[3].strategy", "sources[0].tables[3].deletes", "dbt.threads",
-    ]  # fmt: skip
+        "tenant",
+        "schedule.cron",
+        "sources[0].port",
+        "sources[0].tables[2].cursor",
+        "sources[0].tables[3].strategy",
+        "sources[0].tables[3].deletes",
+        "dbt.threads",
+    ]
     message = str(error)
     assert "(7 problems):" in message
     assert "rename the file to `other.yaml` or set `tenant: initech`" in message
@@ -231,8 +264,10 @@ def test_defaults() -> None:
     assert spec.kubernetes.service_account == "datakit-runner"
     assert spec.image_registry == "registry.localhost"
     assert spec.dbt.silver_select == [
-        "path:models/staging", "path:models/intermediate", "path:snapshots",
-    ]  # fmt: skip
+        "path:models/staging",
+        "path:models/intermediate",
+        "path:snapshots",
+    ]
     assert spec.dbt.gold_select == ["path:models/marts"]
     assert spec.sources[0].tables[1].deletes == "ignore"
     assert spec.warehouse.port == 5432

@@ -163,9 +163,17 @@ def make_plan(
     if upto is None and spec.mode is not LoadMode.INCREMENTAL:
         upto = before  # an empty table keeps the watermark it had
     return TablePlan(
-        spec, table, schema, name, schema_plan, existing is not None, cursor, primary_key,
-        before, upto,
-    )  # fmt: skip
+        spec,
+        table,
+        schema,
+        name,
+        schema_plan,
+        existing is not None,
+        cursor,
+        primary_key,
+        before,
+        upto,
+    )
 
 
 def load_table(
@@ -203,15 +211,28 @@ def load_table(
     except psycopg.OperationalError as exc:
         raise TransientError(f"Lost the connection while loading `{target}`: {exc}") from exc
     except psycopg.Error as exc:
-        return _failed(warehouse, ctx, key, spec, target, started_at, clock, JobFailed(
-            f"Loading `{spec.name}` into `{target}` failed: {str(exc).strip()}. Bronze and the "
-            "watermark were left as they were."
-        ))  # fmt: skip
+        return _failed(
+            warehouse,
+            ctx,
+            key,
+            spec,
+            target,
+            started_at,
+            clock,
+            JobFailed(
+                f"Loading `{spec.name}` into `{target}` failed: {str(exc).strip()}. Bronze and the "
+                "watermark were left as they were."
+            ),
+        )
     log.info(
         "%s → %s: %s, %s rows written in %.1f s",
-        spec.name, target, result.status, f"{result.rows_written:,}", result.duration_s,
+        spec.name,
+        target,
+        result.status,
+        f"{result.rows_written:,}",
+        result.duration_s,
         extra={"fields": {"table": spec.name, "rows": result.rows_written}},
-    )  # fmt: skip
+    )
     return result
 
 
@@ -334,10 +355,12 @@ def _index_merge_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
     ):
         warehouse.execute(
             sql.SQL("create {} index if not exists {} on {} ({})").format(
-                sql.SQL("unique" if unique else ""), _ident(index), target,
+                sql.SQL("unique" if unique else ""),
+                _ident(index),
+                target,
                 sql.SQL(", ").join(map(_ident, columns)),
             )
-        )  # fmt: skip
+        )
 
 
 def _mark_deleted(
@@ -570,13 +593,22 @@ def _ledger(
     ctx: RunContext, key: state.TableKey, result: TableResult, started_at: datetime
 ) -> state.LedgerEntry:
     return state.LedgerEntry(
-        run_id=ctx.run_id, key=key, target=result.target, mode=result.mode, status=result.status,
-        rows_read=result.rows_read, rows_written=result.rows_written,
+        run_id=ctx.run_id,
+        key=key,
+        target=result.target,
+        mode=result.mode,
+        status=result.status,
+        rows_read=result.rows_read,
+        rows_written=result.rows_written,
         rows_deleted=result.rows_deleted,
-        watermark_before=result.watermark_before, watermark_after=result.watermark_after,
-        runner=ctx.runner, image_version=ctx.image_version, started_at=started_at,
-        finished_at=datetime.now(UTC), error=result.error,
-    )  # fmt: skip
+        watermark_before=result.watermark_before,
+        watermark_after=result.watermark_after,
+        runner=ctx.runner,
+        image_version=ctx.image_version,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        error=result.error,
+    )
 
 
 def _failed(

@@ -127,10 +127,16 @@ def create_app(info: RunnerInfo, help_text: str, epilog: str) -> click.Group:
 
     @app.command(help="Print the runner's name and version as JSON.")
     def version() -> None:
-        click.echo(json.dumps({
-            "runner": info.name, "version": info.version,
-            "datakit_core": package_version("datakit-core"), "python": platform.python_version(),
-        }))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "runner": info.name,
+                    "version": info.version,
+                    "datakit_core": package_version("datakit-core"),
+                    "python": platform.python_version(),
+                }
+            )
+        )
 
     @app.command(help="Print the JSON Schema of the runner's configuration.")
     def spec() -> None:

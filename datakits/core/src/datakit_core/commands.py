@@ -82,8 +82,10 @@ def create_source_app(runner: SourceRunner) -> click.Group:
             source_info = source.check()
         with _warehouse(config.warehouse, inv) as warehouse:
             row = warehouse.execute("select current_setting('server_version')").fetchone()
-        warehouse_info = {"server_version": row[0] if row else None,
-                          "address": config.warehouse.display()}  # fmt: skip
+        warehouse_info = {
+            "server_version": row[0] if row else None,
+            "address": config.warehouse.display(),
+        }
         log.info("source and warehouse are reachable")
         return inv.result(output={"source": source_info, "warehouse": warehouse_info})
 
@@ -114,8 +116,9 @@ def create_source_app(runner: SourceRunner) -> click.Group:
     @click.pass_obj
     def extract(inv: Invocation, /, **flags: Any) -> RunResult:
         config = _load(model, inv, _config_flags(flags))
-        ctx = RunContext(inv.run_id, config.tenant, inv.info.name, inv.info.version,
-                         config.lock_timeout_s)  # fmt: skip
+        ctx = RunContext(
+            inv.run_id, config.tenant, inv.info.name, inv.info.version, config.lock_timeout_s
+        )
         with runner.open_source(config) as source, _warehouse(config.warehouse, inv) as wh:
             tables = _tables(config, source, flags)
             state.ensure_state_schema(wh)
@@ -134,8 +137,9 @@ def create_source_app(runner: SourceRunner) -> click.Group:
         with _warehouse(config.warehouse, inv) as wh:
             marks = (
                 state.list_watermarks(wh, config.tenant, config.source.name)
-                if state.state_schema_exists(wh) else []
-            )  # fmt: skip
+                if state.state_schema_exists(wh)
+                else []
+            )
         if table:
             marks = [m for m in marks if m["table_name"] == _state_table(table)]
         return inv.result(output={"watermarks": marks})
@@ -187,7 +191,9 @@ def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tenant", help="Tenant owning the warehouse [DK_TENANT]."),
         click.option("--source-name", help="Source name: Bronze schema bronze_<name>."),
         click.option(
-            "--table", "tables", multiple=True,
+            "--table",
+            "tables",
+            multiple=True,
             help="Source table (repeatable); replaces the config file's list.",
         ),
         click.option("--all-tables", is_flag=True, default=None, help="Every source table."),
@@ -198,14 +204,17 @@ def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--primary-key", "primary_key", multiple=True, help="Key column for merge (repeatable)."
         ),
         click.option(
-            "--deletes", type=click.Choice([d.value for d in Deletes]),
+            "--deletes",
+            type=click.Choice([d.value for d in Deletes]),
             help="With merge: `mark` stamps _dk_deleted_at on rows whose key left the source.",
         ),
         click.option(
-            "--lock-timeout", "lock_timeout_s", type=float,
+            "--lock-timeout",
+            "lock_timeout_s",
+            type=float,
             help="Seconds to wait while another run loads a table, then exit 3.",
         ),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -282,9 +291,11 @@ def _state_table(table: str) -> str:
 
 def _describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
     columns = plan.schema_plan.columns
-    ddl = plan.schema_plan.changes if plan.target_exists else [
-        f"create table {plan.target} ({len(columns)} columns + metadata)"
-    ]  # fmt: skip
+    ddl = (
+        plan.schema_plan.changes
+        if plan.target_exists
+        else [f"create table {plan.target} ({len(columns)} columns + metadata)"]
+    )
     return {
         "table": plan.spec.name,
         "target": plan.target,

@@ -124,9 +124,10 @@ def plan_schema(
         )
     source_names = {c.name for c in source}
     kept = tuple(
-        Column(name, type_) for name, type_ in existing.items()
+        Column(name, type_)
+        for name, type_ in existing.items()
         if name not in source_names and name not in METADATA_COLUMNS
-    )  # fmt: skip
+    )
     missing_metadata = tuple(name for name in METADATA_COLUMNS if name not in existing)
     return SchemaPlan(tuple(columns), tuple(added), tuple(widened), kept, missing_metadata)
 

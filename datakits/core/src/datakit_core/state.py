@@ -186,9 +186,22 @@ def record_run(conn: psycopg.Connection, entry: LedgerEntry) -> None:
         on conflict (run_id, table_name) do nothing
         """,
         (
-            entry.run_id, entry.key.tenant, entry.key.source, entry.key.table, entry.target,
-            entry.mode, entry.status, entry.rows_read, entry.rows_written, entry.rows_deleted,
-            entry.watermark_before, entry.watermark_after, entry.runner, entry.image_version,
-            entry.started_at, entry.finished_at, entry.error,
+            entry.run_id,
+            entry.key.tenant,
+            entry.key.source,
+            entry.key.table,
+            entry.target,
+            entry.mode,
+            entry.status,
+            entry.rows_read,
+            entry.rows_written,
+            entry.rows_deleted,
+            entry.watermark_before,
+            entry.watermark_after,
+            entry.runner,
+            entry.image_version,
+            entry.started_at,
+            entry.finished_at,
+            entry.error,
         ),
-    )  # fmt: skip
+    )

@@ -89,11 +89,22 @@ def bake(config: DbtRunnerConfig) -> None:
 
     baked = config.project_dir / BAKED_DIR
     export_profile_environment(config)
-    outcome = dbtRunner().invoke([
-        "parse", "--project-dir", str(config.project_dir),
-        "--profiles-dir", str(config.profiles_dir), "--target", config.target,
-        "--target-path", str(baked), "--log-path", "/tmp", "--no-write-json",
-    ])  # fmt: skip
+    outcome = dbtRunner().invoke(
+        [
+            "parse",
+            "--project-dir",
+            str(config.project_dir),
+            "--profiles-dir",
+            str(config.profiles_dir),
+            "--target",
+            config.target,
+            "--target-path",
+            str(baked),
+            "--log-path",
+            "/tmp",
+            "--no-write-json",
+        ]
+    )
     if not outcome.success or not (baked / STATE_FILE).exists():
         raise SystemExit(f"dbt parse of {config.project_dir} failed: {outcome.exception}")
     (baked / INPUTS_FILE).write_text(json.dumps(parse_inputs(config, None), indent=2) + "\n")
@@ -102,11 +113,13 @@ def bake(config: DbtRunnerConfig) -> None:
 def main() -> None:
     """`python -m datakit_dbt.baked`: bake the project of DK_PROJECT_DIR at image build."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    config = DbtRunnerConfig.model_validate({
-        "warehouse": {"host": "localhost", "dbname": BAKED_DBNAME, "user": "dbt"},
-        "project_dir": os.environ.get("DK_PROJECT_DIR", "dbt_project"),
-        "profiles_dir": os.environ.get("DK_PROFILES_DIR", "dbt_project"),
-    })  # fmt: skip
+    config = DbtRunnerConfig.model_validate(
+        {
+            "warehouse": {"host": "localhost", "dbname": BAKED_DBNAME, "user": "dbt"},
+            "project_dir": os.environ.get("DK_PROJECT_DIR", "dbt_project"),
+            "profiles_dir": os.environ.get("DK_PROFILES_DIR", "dbt_project"),
+        }
+    )
     bake(config)
     print(f"baked {config.project_dir / BAKED_DIR}", file=sys.stderr)
 

@@ -70,10 +70,13 @@ def check(inv: Invocation, project_dir: Path | None) -> RunResult:
     with connect(config.warehouse, role="warehouse", application_name="dbt-runner check") as conn:
         row = conn.execute("select current_setting('server_version')").fetchone()
     project = (config.project_dir / "dbt_project.yml").is_file()
-    return inv.result(output={
-        "warehouse": {"address": config.warehouse.display(), "server_version": row and row[0]},
-        "project_dir": str(config.project_dir), "project_found": project,
-    })  # fmt: skip
+    return inv.result(
+        output={
+            "warehouse": {"address": config.warehouse.display(), "server_version": row and row[0]},
+            "project_dir": str(config.project_dir),
+            "project_found": project,
+        }
+    )
 
 
 def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
@@ -88,9 +91,11 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
     def command(inv: Invocation, /, **options: Any) -> RunResult:
         config = _load(inv, options["project_dir"], options["target"], options.get("test_scope"))
         selection = Selection(
-            select=options["select"], exclude=options["exclude"], vars=options["vars"],
+            select=options["select"],
+            exclude=options["exclude"],
+            vars=options["vars"],
             full_refresh=bool(options.get("full_refresh")),
-        )  # fmt: skip
+        )
         try:
             output = run_dbt(config, dbt_args, selection)
         except DbtFailed as failed:
@@ -105,10 +110,11 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
         )
     if name == "build":
         command = click.option(
-            "--test-scope", type=click.Choice(["all", "changed"]),
+            "--test-scope",
+            type=click.Choice(["all", "changed"]),
             help="Test every row (all), or in models with `built_at` only the rows this build "
             "wrote (changed) [DK_TEST_SCOPE].",
-        )(command)  # fmt: skip
+        )(command)
     return app.command(name=name, help=f"dbt {' '.join(dbt_args)}, with a RunResult.")(command)
 
 

@@ -60,12 +60,23 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
         pass  # an unreachable warehouse exits 3 here, with a clean message, before dbt starts
     work = Path(tempfile.mkdtemp(prefix="datakit-dbt-"))
     args = [
-        *command, *selection.args(),
-        "--project-dir", str(config.project_dir), "--profiles-dir", str(config.profiles_dir),
-        "--profile", PROFILE, "--target", config.target,
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-        "--log-format", current_format(),  # dbt's log lines match the runner's
-    ]  # fmt: skip
+        *command,
+        *selection.args(),
+        "--project-dir",
+        str(config.project_dir),
+        "--profiles-dir",
+        str(config.profiles_dir),
+        "--profile",
+        PROFILE,
+        "--target",
+        config.target,
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        "--log-format",
+        current_format(),  # dbt's log lines match the runner's
+    ]
     if not sys.stderr.isatty() or current_format() == "json":
         args.append("--no-use-colors")  # no terminal escapes in JSON lines, files, collectors
     log.info("dbt %s", " ".join(command + selection.args()))
@@ -117,15 +128,19 @@ def _check_project(config: DbtRunnerConfig) -> None:
 def export_profile_environment(config: DbtRunnerConfig) -> None:
     """The profile and the project read only these variables, set from the validated config."""
     warehouse = config.warehouse
-    os.environ.update({
-        "DK_WAREHOUSE__HOST": warehouse.host, "DK_WAREHOUSE__PORT": str(warehouse.port),
-        "DK_WAREHOUSE__DBNAME": warehouse.dbname, "DK_WAREHOUSE__USER": warehouse.user,
-        "DK_WAREHOUSE__SSLMODE": warehouse.sslmode,
-        "DK_TENANT_SCHEMA_PREFIX": config.tenant_schema_prefix,
-        "DK_TEST_SCOPE": config.test_scope,
-        "DK_DBT_THREADS": str(config.dbt_threads),
-        PASSWORD_VARIABLE: warehouse.password.get_secret_value() if warehouse.password else "",
-    })  # fmt: skip
+    os.environ.update(
+        {
+            "DK_WAREHOUSE__HOST": warehouse.host,
+            "DK_WAREHOUSE__PORT": str(warehouse.port),
+            "DK_WAREHOUSE__DBNAME": warehouse.dbname,
+            "DK_WAREHOUSE__USER": warehouse.user,
+            "DK_WAREHOUSE__SSLMODE": warehouse.sslmode,
+            "DK_TENANT_SCHEMA_PREFIX": config.tenant_schema_prefix,
+            "DK_TEST_SCOPE": config.test_scope,
+            "DK_DBT_THREADS": str(config.dbt_threads),
+            PASSWORD_VARIABLE: warehouse.password.get_secret_value() if warehouse.password else "",
+        }
+    )
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no phoning home
 
 

@@ -87,17 +87,24 @@ class PostgresSource(Source):
         ).fetchall():
             table = self.describe(f"{self.settings.schema_}.{name}")
             source_types = self._source_types[table.qualified]
-            catalog.append({
-                "table": table.qualified,
-                "kind": {"r": "table", "p": "partitioned table", "v": "view",
-                         "m": "materialized view", "f": "foreign table"}[kind],
-                "row_estimate": estimate,
-                "primary_key": list(table.primary_key),
-                "columns": [
-                    {"name": c.name, "source_type": source_types[c.name], "bronze_type": c.type}
-                    for c in table.columns
-                ],
-            })  # fmt: skip
+            catalog.append(
+                {
+                    "table": table.qualified,
+                    "kind": {
+                        "r": "table",
+                        "p": "partitioned table",
+                        "v": "view",
+                        "m": "materialized view",
+                        "f": "foreign table",
+                    }[kind],
+                    "row_estimate": estimate,
+                    "primary_key": list(table.primary_key),
+                    "columns": [
+                        {"name": c.name, "source_type": source_types[c.name], "bronze_type": c.type}
+                        for c in table.columns
+                    ],
+                }
+            )
         return catalog
 
     def describe(self, table: str) -> SourceTable:
@@ -121,9 +128,14 @@ class PostgresSource(Source):
             COLUMNS_SQL, {"relid": relid, "first_user_oid": FIRST_USER_OID}
         ).fetchall()
         for attname, source_type, user_type, base_type, user_base, user_element, is_array in rows:
-            columns.append(Column(attname, _bronze_type(
-                source_type, user_type, base_type, user_base, user_element, is_array
-            )))  # fmt: skip
+            columns.append(
+                Column(
+                    attname,
+                    _bronze_type(
+                        source_type, user_type, base_type, user_base, user_element, is_array
+                    ),
+                )
+            )
             source_types[attname] = source_type
         primary_key = tuple(r[0] for r in self.conn.execute(PRIMARY_KEY_SQL, (relid,)).fetchall())
         qualified = f"{schema}.{name}"
@@ -169,9 +181,10 @@ class PostgresSource(Source):
             return sql.SQL("copy {} ({}) to stdout (format binary)").format(_table(table), names)
         projection = sql.SQL(", ").join(
             sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type))
-            if c in casts else sql.Identifier(c.name)
+            if c in casts
+            else sql.Identifier(c.name)
             for c in columns
-        )  # fmt: skip
+        )
         return sql.SQL("copy (select {} from {}{}) to stdout (format binary)").format(
             projection, _table(table), self._where(table, rows)
         )

@@ -115,12 +115,18 @@ def _rows_copied(conn: psycopg.Connection, application: str) -> int:
 def _psql_env(settings: PostgresConnection, application: str) -> dict[str, str]:
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "SSL_CERT_FILE", "PGSSLROOTCERT")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({
-        "PGHOST": settings.host, "PGPORT": str(settings.port), "PGDATABASE": settings.dbname,
-        "PGUSER": settings.user, "PGSSLMODE": settings.sslmode,
-        "PGCONNECT_TIMEOUT": str(settings.connect_timeout), "PGAPPNAME": application,
-        "PGOPTIONS": SESSION_OPTIONS,
-    })  # fmt: skip
+    env.update(
+        {
+            "PGHOST": settings.host,
+            "PGPORT": str(settings.port),
+            "PGDATABASE": settings.dbname,
+            "PGUSER": settings.user,
+            "PGSSLMODE": settings.sslmode,
+            "PGCONNECT_TIMEOUT": str(settings.connect_timeout),
+            "PGAPPNAME": application,
+            "PGOPTIONS": SESSION_OPTIONS,
+        }
+    )
     if settings.password is not None:
         env["PGPASSWORD"] = settings.password.get_secret_value()
     return env

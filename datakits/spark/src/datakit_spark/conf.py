@@ -141,25 +141,33 @@ def executor_pod_template(settings: SparkSettings) -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {
             "name": "spark-runner-executor",  # Spark names each executor pod itself
-            "labels": {"app.kubernetes.io/name": "spark-runner-executor",
-                       "app.kubernetes.io/component": "executor"},
+            "labels": {
+                "app.kubernetes.io/name": "spark-runner-executor",
+                "app.kubernetes.io/component": "executor",
+            },
         },
         "spec": {
             "securityContext": {
-                "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-                "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"},
+                "runAsNonRoot": True,
+                "runAsUser": RUNNER_UID,
+                "runAsGroup": RUNNER_UID,
+                "fsGroup": RUNNER_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "containers": [{
-                "name": "executor",
-                "securityContext": {
-                    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }],
+            "containers": [
+                {
+                    "name": "executor",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
         },
-    }  # fmt: skip
+    }
 
 
 def submit_args(conf: Mapping[str, str]) -> list[str]:

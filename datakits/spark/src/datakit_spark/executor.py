@@ -18,9 +18,13 @@ from datakit_core.errors import ConfigError
 
 BACKEND = "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
 REQUIRED = (
-    "SPARK_DRIVER_URL", "SPARK_EXECUTOR_ID", "SPARK_EXECUTOR_CORES", "SPARK_APPLICATION_ID",
-    "SPARK_EXECUTOR_POD_IP", "SPARK_EXECUTOR_MEMORY",
-)  # fmt: skip
+    "SPARK_DRIVER_URL",
+    "SPARK_EXECUTOR_ID",
+    "SPARK_EXECUTOR_CORES",
+    "SPARK_APPLICATION_ID",
+    "SPARK_EXECUTOR_POD_IP",
+    "SPARK_EXECUTOR_MEMORY",
+)
 
 
 def executor_argv(environ: Mapping[str, str], spark_home: str, java: str) -> list[str]:
@@ -44,15 +48,28 @@ def executor_argv(environ: Mapping[str, str], spark_home: str, java: str) -> lis
             classpath.append(extra)
     memory = environ["SPARK_EXECUTOR_MEMORY"]
     return [
-        java, *java_options, f"-Xms{memory}", f"-Xmx{memory}", "-cp", ":".join(classpath), BACKEND,
-        "--driver-url", environ["SPARK_DRIVER_URL"],
-        "--executor-id", environ["SPARK_EXECUTOR_ID"],
-        "--cores", environ["SPARK_EXECUTOR_CORES"],
-        "--app-id", environ["SPARK_APPLICATION_ID"],
-        "--hostname", environ["SPARK_EXECUTOR_POD_IP"],
-        "--resourceProfileId", environ.get("SPARK_RESOURCE_PROFILE_ID", "0"),
-        "--podName", environ.get("SPARK_EXECUTOR_POD_NAME", ""),
-    ]  # fmt: skip
+        java,
+        *java_options,
+        f"-Xms{memory}",
+        f"-Xmx{memory}",
+        "-cp",
+        ":".join(classpath),
+        BACKEND,
+        "--driver-url",
+        environ["SPARK_DRIVER_URL"],
+        "--executor-id",
+        environ["SPARK_EXECUTOR_ID"],
+        "--cores",
+        environ["SPARK_EXECUTOR_CORES"],
+        "--app-id",
+        environ["SPARK_APPLICATION_ID"],
+        "--hostname",
+        environ["SPARK_EXECUTOR_POD_IP"],
+        "--resourceProfileId",
+        environ.get("SPARK_RESOURCE_PROFILE_ID", "0"),
+        "--podName",
+        environ.get("SPARK_EXECUTOR_POD_NAME", ""),
+    ]
 
 
 def spark_home() -> str:

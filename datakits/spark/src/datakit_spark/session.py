@@ -57,8 +57,10 @@ def spark_session(settings: SparkSettings, app_name: str) -> Iterator[Any]:
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are connection chatter
     log.info(
         "Spark %s started: master `%s`, %s default parallelism",
-        spark.version, conf["spark.master"], spark.sparkContext.defaultParallelism,
-    )  # fmt: skip
+        spark.version,
+        conf["spark.master"],
+        spark.sparkContext.defaultParallelism,
+    )
     try:
         yield spark
     finally:
@@ -94,8 +96,14 @@ def _jvm_output_as_log_records() -> Iterator[None]:
 
 
 _LOG4J_LINE = re.compile(r"^(TRACE|DEBUG|INFO|WARN|ERROR|FATAL) (\S+) (.*)$")
-_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
-           "WARN": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}  # fmt: skip
+_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+}
 
 
 def _relay(read_end: int, out: TextIO) -> None:
@@ -115,9 +123,10 @@ def format_jvm_line(line: str) -> str:
     """One line of JVM output as a log record in the runner's stderr format."""
     match = _LOG4J_LINE.match(line)
     level, name, message = (
-        (_LEVELS[match[1]], f"spark.jvm.{match[2]}", match[3]) if match
+        (_LEVELS[match[1]], f"spark.jvm.{match[2]}", match[3])
+        if match
         else (logging.WARNING, "spark.jvm", line)
-    )  # fmt: skip
+    )
     record = logging.LogRecord(name, level, "", 0, mask(message), None, None)
     handlers = logging.getLogger().handlers
     return handlers[0].format(record) if handlers else record.getMessage()

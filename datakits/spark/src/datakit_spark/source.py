@@ -145,8 +145,9 @@ class SparkJdbcSource(PostgresSource):
         read = self.plan_read(table, columns, rows)
         split = (
             f"{read.partitions} partitions on `{read.column}` in [{read.lower}, {read.upper}]"
-            if read.column else "1 partition"
-        )  # fmt: skip
+            if read.column
+            else "1 partition"
+        )
         return f"spark jdbc read ({split}) of {read.query}"
 
     def plan_read(
@@ -282,11 +283,17 @@ class SparkJdbcSource(PostgresSource):
             partitions = frame.rdd.getNumPartitions()
             log.info(
                 "%s: reading over JDBC in %d parallel partitions%s",
-                table.qualified, partitions,
+                table.qualified,
+                partitions,
                 f" on `{read.column}` in [{read.lower}, {read.upper}]" if read.column else "",
-                extra={"fields": {"table": table.qualified, "partitions": partitions,
-                                  "partition_column": read.column}},
-            )  # fmt: skip
+                extra={
+                    "fields": {
+                        "table": table.qualified,
+                        "partitions": partitions,
+                        "partition_column": read.column,
+                    }
+                },
+            )
             frame.write.text(str(folder))
         except Exception as exc:
             raise _spark_error(exc, table, self.settings) from None
@@ -295,10 +302,18 @@ class SparkJdbcSource(PostgresSource):
         seconds = time.monotonic() - started
         log.info(
             "%s: Spark read %s MiB in %d partitions in %.1f s; streaming into the warehouse",
-            table.qualified, f"{size / 2**20:,.1f}", partitions, seconds,
-            extra={"fields": {"table": table.qualified, "staged_bytes": size,
-                              "spark_read_s": round(seconds, 3)}},
-        )  # fmt: skip
+            table.qualified,
+            f"{size / 2**20:,.1f}",
+            partitions,
+            seconds,
+            extra={
+                "fields": {
+                    "table": table.qualified,
+                    "staged_bytes": size,
+                    "spark_read_s": round(seconds, 3),
+                }
+            },
+        )
 
 
 def _stream_committed(folder: Path, job: threading.Thread) -> Iterator[Block]:

@@ -82,9 +82,10 @@ class ReadPlan:
 
     def next_statement(self, last_row: Sequence[Any]) -> str:
         """The page after the one whose last row was `last_row` (key values rendered inline)."""
-        last = [key_literal(last_row[i], c) for i, c in zip(
-            self.key_positions, self.key_columns, strict=True
-        )]  # fmt: skip
+        last = [
+            key_literal(last_row[i], c)
+            for i, c in zip(self.key_positions, self.key_columns, strict=True)
+        ]
         return dialect.page_select(
             self.table, self.projection, self.key, self.conditions, self.page_rows, last
         )
@@ -168,9 +169,13 @@ class SqlServerSource(Source):
     def check(self) -> dict[str, Any]:
         version, edition, login, database = self._query(dialect.SERVER_SQL)[0]
         return {
-            "address": self.settings.display(), "server_version": version, "edition": edition,
-            "user": login, "database": database, "isolation": self.isolation_level(),
-        }  # fmt: skip
+            "address": self.settings.display(),
+            "server_version": version,
+            "edition": edition,
+            "user": login,
+            "database": database,
+            "isolation": self.isolation_level(),
+        }
 
     def list_tables(self) -> list[str]:
         rows = self._query(dialect.TABLES_SQL, (self.settings.schema_,))
@@ -181,17 +186,19 @@ class SqlServerSource(Source):
         for name, kind, estimate in self._query(dialect.TABLES_SQL, (self.settings.schema_,)):
             table = self.describe(f"{self.settings.schema_}.{name}")
             info = self._tables[table.qualified]
-            catalog.append({
-                "table": table.qualified,
-                "kind": KINDS.get(kind.strip(), kind.strip()),
-                "row_estimate": int(estimate) if estimate is not None else None,
-                "primary_key": list(table.primary_key),
-                "page_key": list(info.page_key),
-                "columns": [
-                    {"name": c.name, "source_type": c.declared, "bronze_type": bronze_type(c)}
-                    for c in info.columns
-                ],
-            })  # fmt: skip
+            catalog.append(
+                {
+                    "table": table.qualified,
+                    "kind": KINDS.get(kind.strip(), kind.strip()),
+                    "row_estimate": int(estimate) if estimate is not None else None,
+                    "primary_key": list(table.primary_key),
+                    "page_key": list(info.page_key),
+                    "columns": [
+                        {"name": c.name, "source_type": c.declared, "bronze_type": bronze_type(c)}
+                        for c in info.columns
+                    ],
+                }
+            )
         return catalog
 
     def describe(self, table: str) -> SourceTable:
@@ -214,9 +221,12 @@ class SqlServerSource(Source):
         page_key = primary_key if primary_clustered or not clustered else clustered
         self._tables[f"{schema}.{name}"] = TableInfo(columns, page_key)
         return SourceTable(
-            schema, name, tuple(Column(c.name, bronze_type(c)) for c in columns), primary_key,
+            schema,
+            name,
+            tuple(Column(c.name, bronze_type(c)) for c in columns),
+            primary_key,
             int(estimate) if estimate else None,
-        )  # fmt: skip
+        )
 
     def max_cursor(self, table: SourceTable, rows: RowRange) -> str | None:
         info = self._info(table)
@@ -273,8 +283,10 @@ class SqlServerSource(Source):
                 "Table `%s` is read in one streamed SELECT, not in pages: its key column `%s` "
                 "(%s) has 100 ns digits the driver does not return, so a page could not start "
                 "exactly after the previous one.",
-                table.qualified, inexact[0].name, inexact[0].declared,
-            )  # fmt: skip
+                table.qualified,
+                inexact[0].name,
+                inexact[0].declared,
+            )
             key = ()
         return ReadPlan(
             table=_table(table),

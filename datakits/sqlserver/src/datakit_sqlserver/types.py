@@ -105,9 +105,19 @@ def select_expression(column: SourceColumn) -> str:
     if t in _AS_TEXT:
         return f"{_AS_TEXT[t].format(c=ident)} AS {ident}"
     if t in _FIXED or t in (
-        "decimal", "numeric", "float", "datetime2", "time", "datetimeoffset",
-        "varchar", "char", "nvarchar", "nchar", "varbinary", "binary",
-    ):  # fmt: skip
+        "decimal",
+        "numeric",
+        "float",
+        "datetime2",
+        "time",
+        "datetimeoffset",
+        "varchar",
+        "char",
+        "nvarchar",
+        "nchar",
+        "varbinary",
+        "binary",
+    ):
         return ident
     # An unknown (future or CLR) type: its text form is the one representation every type has.
     return f"CONVERT(nvarchar(max), {ident}) AS {ident}"
