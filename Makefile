@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PYTEST      := $(VENV)/bin/pytest
-COMPOSE     := docker-compose -f demo/docker-compose.yml
+COMPOSE     := docker-compose -f stack/docker-compose.yml
 DEMO_SCALE  ?= 0.1
 BENCH_SCALE ?= 1
 RUNNER      ?= postgres
@@ -34,12 +34,13 @@ base-image: engine ## Build etl/runner-base (upstream python image if pullable, 
 image: engine ## Build one runner image: make image RUNNER=postgres
 	runners/build.sh $(RUNNER)
 
-images: engine ## Build every runner image and the local PostgreSQL server image
+images: engine ## Build every runner image and the stack's images (PostgreSQL, registry, Traefik)
 	@for dir in runners/*/; do runners/build.sh $$(basename $$dir) >/dev/null || exit 1; done
 	demo/postgres/build.sh
+	stack/build-images.sh
 
 demo: setup images ## Set everything up; Airflow runs the demo tenant's DAG end to end, twice (DEMO_SCALE=0.1)
-	DEMO_SCALE=$(DEMO_SCALE) demo/run.sh
+	$(PY) -m demo.airflow_demo --scale $(DEMO_SCALE)
 
 demo-down: ## Stop the demo databases and delete their data
 	$(COMPOSE) -p dk-demo down -v
@@ -61,7 +62,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy registry/release.py  # a script, not a package: mypy takes it on its own
-	$(VENV)/bin/mypy stack/prepare.py
+	$(VENV)/bin/mypy stack
 	$(PY) -m datakit_orchestration.schema --check
 	$(PY) -m datakit_orchestration.dagfiles --check
 
@@ -91,11 +92,11 @@ bench-dags: setup ## Airflow parse time of the DAG folder for 1, 10 and 100 tena
 	$(PY) benchmarks/bench_dag_parse.py
 
 .PHONY: registry registry-down release
-registry: ## Start the local image registry on 127.0.0.1:5000 (registry/README.md)
-	registry/serve.sh start
+registry: setup engine ## Start the local image registry on 127.0.0.1:5000 (registry/README.md)
+	$(PY) -m stack up registry
 
 registry-down: ## Stop the local image registry (released images stay in registry/data)
-	registry/serve.sh stop
+	$(PY) -m stack down registry
 
 # A release is never the default runner's by accident: RUNNER must be given.
 ifneq ($(filter release,$(MAKECMDGOALS)),)
@@ -106,12 +107,18 @@ endif
 release: setup engine registry ## Build, label and push a runner once, record its digest: make release RUNNER=postgres
 	$(PY) registry/release.py $(RUNNER)
 
-.PHONY: up down astro
-up: setup engine ## Local stack on 127.0.0.1: registry, demo databases, Airflow UI :8080 (stack/stack.sh)
-	stack/stack.sh up
+.PHONY: up down proxy proxy-down astro
+up: setup engine ## Local stack on 127.0.0.1: registry, demo databases, Airflow UI :8080 (python -m stack)
+	$(PY) -m stack up
 
 down: ## Stop what `make up` started (and say what)
-	stack/stack.sh down
+	$(PY) -m stack down
+
+proxy: setup engine ## Traefik: https://airflow.localhost, https://registry.localhost (traefik/README.md)
+	$(PY) -m stack up proxy
+
+proxy-down: ## Stop Traefik
+	$(PY) -m stack down proxy
 
 astro: setup ## Stage the tenants, DAG files and orchestration wheel into astro/ for `astro dev start`
 	astro/stage.sh

@@ -5,10 +5,11 @@
 #   include/tenants/*.yaml    copies of orchestration/tenants/ (the source of truth; edit there)
 #   dags/<tenant>.py          one thin DAG file per tenant, written by datakit_orchestration.dagfiles
 #                             (the same generator as orchestration/dags/), reading ../include/tenants/
-#   include/wheels/*.whl      the datakit-orchestration package, installed by the Dockerfile
+#   include/wheels/*.whl      the datakit-orchestration package and the runner contract it uses
+#                             (datakit-contract), installed by the Dockerfile
 #
-# Rerun it after changing a tenant file or the orchestration package. Building the wheel needs
-# setuptools from PyPI (pip's isolated build) unless a wheel of this version is already staged.
+# Rerun it after changing a tenant file or either package. Building the wheels needs setuptools
+# from PyPI (pip's isolated build).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -31,17 +32,23 @@ cp "$ROOT/orchestration/tenant.schema.json" "$PROJECT/include/"
 # DAG files: written (and orphans dropped) by the project's own generator.
 "$PY" -m datakit_orchestration.dagfiles --tenants "$PROJECT/include/tenants" --dags "$PROJECT/dags"
 
-# The package as a wheel, built from a clean copy of its sources so nothing is written into
-# orchestration/ (no build/ or egg-info left behind).
-build="$(mktemp -d)"
-trap 'rm -rf "$build"' EXIT
-cp "$ROOT/orchestration/pyproject.toml" "$ROOT/orchestration/README.md" "$build/"
-cp -r "$ROOT/orchestration/src" "$build/src"
-rm -rf "$build"/src/*.egg-info
-find "$build/src" -name __pycache__ -prune -exec rm -rf {} +
+# Each package as a wheel, built from a clean copy of its sources so nothing is written into the
+# checkout (no build/ or egg-info left behind).
 rm -rf "$PROJECT/include/wheels"
-"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$PROJECT/include/wheels" "$build" >&2 \
-  || die "building the datakit-orchestration wheel failed (output above); pip needs PyPI for setuptools."
+build_wheel() {
+  local package="$1" build
+  build="$(mktemp -d)"
+  cp "$package/pyproject.toml" "$build/"
+  [[ -f "$package/README.md" ]] && cp "$package/README.md" "$build/"
+  cp -r "$package/src" "$build/src"
+  rm -rf "$build"/src/*.egg-info
+  find "$build/src" -name __pycache__ -prune -exec rm -rf {} +
+  "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$PROJECT/include/wheels" "$build" >&2 \
+    || die "building the wheel of \`$package\` failed (output above); pip needs PyPI for setuptools."
+  rm -rf "$build"
+}
+build_wheel "$ROOT/datakits/contract"
+build_wheel "$ROOT/orchestration"
 
 echo "astro/stage.sh: staged $(ls "$PROJECT/include/tenants" | wc -l) tenant file(s)," \
-  "$(ls "$PROJECT"/dags/*.py | wc -l) DAG file(s) and $(basename "$PROJECT"/include/wheels/*.whl) into $PROJECT" >&2
+  "$(ls "$PROJECT"/dags/*.py | wc -l) DAG file(s) and $(ls "$PROJECT"/include/wheels | tr '\n' ' ')into $PROJECT" >&2

@@ -55,20 +55,8 @@ fi
 echo "runner-base mode: $MODE" >&2
 
 # Refresh the extra CA files: only what this run asks for ends up in the image.
-CA_DIR="$HERE/ca-certificates"
-find "$CA_DIR" -maxdepth 1 -name '*.crt' -delete
-if [[ -z "${EXTRA_CA_CERTS+set}" && -f /etc/ssl/certs/ca-certificates.crt ]]; then
-  EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
-fi
-IFS=':' read -r -a ca_files <<<"${EXTRA_CA_CERTS:-}"
-for ca in "${ca_files[@]}"; do
-  [[ -n "$ca" ]] || continue
-  [[ -f "$ca" ]] || die "EXTRA_CA_CERTS lists '$ca', which is not a file; fix the path or unset EXTRA_CA_CERTS."
-  grep -q 'BEGIN CERTIFICATE' "$ca" || die "'$ca' (from EXTRA_CA_CERTS) holds no PEM certificate."
-  # Unique .crt name per source path, so two files called ca.crt do not overwrite each other.
-  cp "$ca" "$CA_DIR/extra-$(printf '%s' "$ca" | sha256sum | cut -c1-12)-$(basename "${ca%.*}").crt"
-  log "adding CA file $ca"
-done
+source "$HERE/extra-ca.sh"
+copy_extra_ca
 
 source "$HERE/oci-labels.sh"
 oci_labels etl/runner-base "Python 3.11 + datakit-core base for datakit runner images" "$VERSION"

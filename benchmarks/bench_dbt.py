@@ -14,18 +14,19 @@ Run through `make bench-dbt` (`benchmarks/run.sh dbt`), which starts dedicated d
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+
+from datakit_contract.result import RunResult
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,7 +54,7 @@ class Step:
 
     name: str
     seconds: float
-    result: dict[str, Any] = field(default_factory=dict)
+    result: RunResult
 
 
 def docker_run(image: str, args: list[str], env: dict[str, str], volumes: list[str]) -> Step:
@@ -72,7 +73,7 @@ def docker_run(image: str, args: list[str], env: dict[str, str], volumes: list[s
         raise click.ClickException(
             f"`{image} {' '.join(args)}` exited {proc.returncode}:\n{proc.stderr[-3000:]}"
         )
-    return Step(f"{image} {' '.join(args)}", seconds, json.loads(proc.stdout.splitlines()[-1]))
+    return Step(f"{image} {' '.join(args)}", seconds, RunResult.from_stdout(proc.stdout))
 
 
 def connection_env(role: str, endpoint: Endpoint) -> dict[str, str]:
@@ -85,16 +86,16 @@ def connection_env(role: str, endpoint: Endpoint) -> dict[str, str]:
     }
 
 
-def node_seconds(result: dict[str, Any]) -> dict[str, float]:
+def node_seconds(result: RunResult) -> dict[str, float]:
     """Seconds dbt spent per kind of node (model, snapshot, test, unit_test), over all threads."""
     totals: dict[str, float] = defaultdict(float)
-    for node in result["output"]["nodes"]:
+    for node in (result.output or {})["nodes"]:
         totals[node["unique_id"].split(".", 1)[0]] += node["execution_time_s"] or 0.0
     return dict(sorted(totals.items()))
 
 
-def slowest(result: dict[str, Any], count: int = 5) -> list[tuple[str, float]]:
-    nodes = sorted(result["output"]["nodes"], key=lambda n: -(n["execution_time_s"] or 0))
+def slowest(result: RunResult, count: int = 5) -> list[tuple[str, float]]:
+    nodes = sorted((result.output or {})["nodes"], key=lambda n: -(n["execution_time_s"] or 0))
     return [(n["unique_id"].split(".")[2], n["execution_time_s"]) for n in nodes[:count]]
 
 
@@ -221,7 +222,7 @@ def main(
         click.echo(f"{label}: extract {extract.seconds:.1f} s; dbt build …", err=True)
         build = docker_run(dbt_image, ["build", *build_args], dbt_env, [])
         click.echo(f"{label}: dbt build {build.seconds:.1f} s", err=True)
-        tables = {t["table"]: t for t in extract.result["tables"]}
+        tables = {t.table: t for t in extract.result.tables}
         with source.connect() as src, warehouse.connect() as wh:
             q1_ok = src.execute(Q1_SOURCE).fetchall() == wh.execute(Q1_GOLD).fetchall()
         return {
@@ -229,8 +230,8 @@ def main(
             "extract_s": extract.seconds,
             "build_s": build.seconds,
             "q1_ok": q1_ok,
-            "orders_moved": tables["orders"]["rows_read"] + tables["orders"]["rows_deleted"],
-            "lines_moved": tables["lineitem"]["rows_read"] + tables["lineitem"]["rows_deleted"],
+            "orders_moved": tables["orders"].rows_read + tables["orders"].rows_deleted,
+            "lines_moved": tables["lineitem"].rows_read + tables["lineitem"].rows_deleted,
             "node_seconds": node_seconds(build.result),
             "slowest": slowest(build.result),
         }

@@ -38,6 +38,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from datakit_contract.names import bronze_schema
+from datakit_contract.result import RunResult
+
 log = logging.getLogger("bench_postgres_runner")
 
 HERE = Path(__file__).resolve().parent
@@ -453,7 +456,7 @@ class RunnerJob:
 
     @property
     def bronze_schema(self) -> str:
-        return f"bronze_{self.source_name}"
+        return bronze_schema(self.source_name)
 
     def env_args(self, source: Endpoint, warehouse: Endpoint) -> list[str]:
         """`-e NAME=value` for plain settings, bare `-e NAME` for passwords (taken from env)."""
@@ -492,25 +495,6 @@ class RunnerJob:
         ]
 
 
-def parse_run_result(stdout: str) -> dict[str, Any]:
-    """The runner contract: stdout's last non-empty line is the RunResult JSON object."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError("runner printed nothing on stdout")
-    result = json.loads(lines[-1])
-    if not isinstance(result, dict):
-        raise TypeError(f"last stdout line is not a JSON object: {lines[-1][:200]}")
-    return result
-
-
-def table_result(result: dict[str, Any], table: str) -> dict[str, Any]:
-    """The RunResult's `tables[]` entry for our table (empty when absent)."""
-    for entry in result.get("tables") or []:
-        if isinstance(entry, dict) and entry.get("table") in (table, f"public.{table}"):
-            return entry
-    return {}
-
-
 def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) -> Repetition:
     """Time one `docker run ... extract`; its stderr (progress) passes through to ours."""
     target = f"{job.bronze_schema}.{job.table}"
@@ -526,26 +510,26 @@ def run_runner(job: RunnerJob, source: Endpoint, warehouse: Endpoint, rep: int) 
         cgroup_peak = watcher.stop()
     detail: dict[str, Any] = {"exit_code": proc.returncode}
     try:
-        result = parse_run_result(proc.stdout)
-    except (ValueError, TypeError) as exc:
+        result: RunResult | None = RunResult.from_stdout(proc.stdout)
+    except ValueError as exc:
         log.error("runner rep %d: no RunResult (%s); stdout tail: %s", rep, exc, proc.stdout[-500:])
-        result = {}
-    entry = table_result(result, job.table)
+        result = None
+    entry = result.tables[0] if result and result.tables else None
     detail |= {
-        "status": result.get("status"),
-        "rows_written": entry.get("rows_written"),
-        "runner_duration_s": result.get("duration_s"),
-        "table_duration_s": entry.get("duration_s"),
+        "status": result and result.status,
+        "rows_written": entry and entry.rows_written,
+        "runner_duration_s": result and result.duration_s,
+        "table_duration_s": entry and entry.duration_s,
     }
-    target = entry.get("target") or target  # where the runner says it wrote, if it says
-    ok = proc.returncode == 0 and result.get("status") == "succeeded"
+    target = entry.target if entry else target  # where the runner says it wrote, if it says
+    ok = proc.returncode == 0 and result is not None and result.status == "succeeded"
     return Repetition(
         rep,
         "runner",
         seconds,
         ok,
         target,
-        peak_rss_bytes=result.get("peak_rss_bytes"),
+        peak_rss_bytes=result.peak_rss_bytes if result else None,
         cgroup_max_usage_bytes=cgroup_peak,
         detail=detail,
     )

@@ -30,6 +30,8 @@ import click
 import psycopg
 from psycopg import sql
 
+from datakit_contract.result import RunResult
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -75,7 +77,7 @@ def extract_argv(runner: str, image: str, table: str, partitions: int) -> tuple[
 
 def run_extract(
     runner: str, image: str, table: str, partitions: int, endpoints: dict[str, Endpoint]
-) -> tuple[float, dict, list[dict]]:
+) -> tuple[float, RunResult, list[dict]]:
     argv, extra = extract_argv(runner, image, table, partitions)
     env = {**os.environ, **extra}
     for role, endpoint in endpoints.items():
@@ -99,7 +101,7 @@ def run_extract(
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return seconds, json.loads(proc.stdout.strip().splitlines()[-1]), records
+    return seconds, RunResult.from_stdout(proc.stdout), records
 
 
 def spark_phases(records: list[dict], seconds: float) -> dict[str, float]:
@@ -286,7 +288,7 @@ def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
             seconds, result, records = run_extract(
                 runner, images[runner], table, opts["partitions"], endpoints
             )
-            rows = result["tables"][0]["rows_written"]
+            rows = result.tables[0].rows_written
             copy = fingerprint(warehouse, f"bronze_bench_{runner}", table, columns)
             ok = rows == source_rows and copy == expected
             phases = spark_phases(records, seconds) if runner == "spark" else {}

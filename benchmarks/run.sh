@@ -23,11 +23,13 @@ shift
 export DK_DEMO_SOURCE_PORT=56431 DK_DEMO_WAREHOUSE_PORT=56432
 export DK_SOURCE__PASSWORD="${DK_DEMO_SOURCE_PASSWORD:-erp-demo-password}"
 export DK_WAREHOUSE__PASSWORD="${DK_DEMO_WAREHOUSE_PASSWORD:-warehouse-demo-password}"
-COMPOSE=(docker-compose -f demo/docker-compose.yml -p dk-bench)
+COMPOSE=(docker-compose -f stack/docker-compose.yml -p dk-bench)
 image() { echo "etl/$1-runner:$(tr -d '[:space:]' < "runners/$1/VERSION")"; }
 
 command -v psql >/dev/null || { apt-get update -q && apt-get install -y -q postgresql-client; } >&2
-demo/databases.sh dk-bench
+# The stack's databases as a compose project of their own, started and recorded in a stack folder
+# of their own, so `make down` never touches them.
+DK_STACK_DB_PROJECT=dk-bench DK_STACK_DIR=benchmarks/data/stack .venv/bin/python -m stack up databases
 trap '"${COMPOSE[@]}" down -v >&2' EXIT
 
 case "$BENCH" in

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from datakit_orchestration.plan import TenantPlan
-from demo.local_airflow import DagRun
+from stack.local_airflow import DagRun
 
 
 def row_count(conn: psycopg.Connection, schema: str, table: str) -> int:

@@ -30,6 +30,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from datakit_contract.names import SEMVER_PATTERN
 from datakit_orchestration.lock import (
     AlreadyReleased,
     ImageLock,
@@ -38,7 +39,6 @@ from datakit_orchestration.lock import (
     load_lock,
     write_lock,
 )
-from datakit_orchestration.spec import SEMVER_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = "127.0.0.1:5000"
@@ -142,7 +142,7 @@ def manifest_digest(registry: str, runner: Runner) -> str | None:
     if status != 200 or not digest:
         raise ReleaseError(
             f"Registry `{registry}` answered HTTP {status} to HEAD {path}; check its log "
-            "(registry/data/registry.log) and `registry/serve.sh status`.",
+            "(`.venv/bin/python -m stack status` names it).",
             3,
         )
     return digest

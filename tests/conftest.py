@@ -1,6 +1,6 @@
 """Shared fixtures: two real PostgreSQL servers (source and warehouse) and fresh databases.
 
-By default the servers come from `demo/docker-compose.yml` (image `etl/postgres-server:15`),
+By default the servers come from `stack/docker-compose.yml` (image `etl/postgres-server:15`),
 started by pytest-docker as project `dk-test` on ports 55431/55432 (a second session running at
 the same time sets `DK_TEST_COMPOSE_PROJECT`, `DK_DEMO_SOURCE_PORT` and `DK_DEMO_WAREHOUSE_PORT`
 to its own; a session removes its servers when it ends). Set `DK_TEST_SOURCE_PORT`,
@@ -10,7 +10,6 @@ already running instead (for example a local PostgreSQL while developing).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -25,8 +24,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from datakit_contract.result import RunResult
+
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "demo" / "docker-compose.yml"
+COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
 RUNNER = Path(sys.executable).parent / "postgres-runner"
 
 
@@ -164,11 +165,10 @@ class Outcome:
     stderr: str
 
     @property
-    def result(self) -> dict:
-        """The final RunResult line of stdout."""
-        lines = self.stdout.strip().splitlines()
-        assert lines, f"no stdout; stderr was:\n{self.stderr}"
-        return json.loads(lines[-1])
+    def result(self) -> RunResult:
+        """The RunResult the runner printed last on stdout."""
+        assert self.stdout.strip(), f"no stdout; stderr was:\n{self.stderr}"
+        return RunResult.from_stdout(self.stdout)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
@@ -46,8 +45,3 @@ def docker_run(
             command, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
     return subprocess.run(command, env=process_env, capture_output=True, text=True, timeout=900)
-
-
-def last_json(stdout: str) -> dict:
-    """The RunResult: the last line of stdout."""
-    return json.loads(stdout.strip().splitlines()[-1])

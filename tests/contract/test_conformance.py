@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from datakit_contract.result import RunResult
 from tests.conftest import Database
-from tests.contract.docker import docker_run, last_json, runner_image, runner_version
+from tests.contract.docker import docker_run, runner_image, runner_version
 
 pytestmark = pytest.mark.contract
 
@@ -134,9 +135,9 @@ def test_malformed_config_exits_2_listing_every_problem(image: str, env: dict[st
     del bad["DK_WAREHOUSE__HOST"]
     outcome = docker_run(image, ["extract", "--table", "orders", "--mode", "incremental"], bad)
     assert outcome.returncode == 2
-    result = last_json(outcome.stdout)
-    assert result["status"] == "usage_error" and result["exit_code"] == 2
-    message = result["error"]["message"]
+    result = RunResult.from_stdout(outcome.stdout)
+    assert result.status == "usage_error" and result.exit_code == 2
+    message = result.error.message
     assert "Invalid configuration (4 problems)" in message
     for expected in (
         "tenant:",
@@ -165,12 +166,12 @@ def test_refused_source_exits_3_and_writes_the_same_xcom(
         image, ["extract", "--table", "orders"], env, volumes=[f"{xcom}:/airflow/xcom"]
     )
     assert outcome.returncode == 3, outcome.stderr
-    result = last_json(outcome.stdout)
-    assert json.loads((xcom / "return.json").read_text()) == result
-    assert result["runner"] == runner.cli and result["status"] == "transient_error"
-    assert result["exit_code"] == 3 and result["version"] == runner_version(runner.tech)
-    assert {"run_id", "started_at", "finished_at", "duration_s", "tables", "error"} <= set(result)
-    assert f"Cannot connect to the source `{runner.address_scheme}" in result["error"]["message"]
+    result = RunResult.from_stdout(outcome.stdout)
+    assert RunResult.model_validate_json((xcom / "return.json").read_text()) == result
+    assert result.runner == runner.cli and result.status == "transient_error"
+    assert result.exit_code == 3 and result.version == runner_version(runner.tech)
+    assert result.run_id and result.finished_at >= result.started_at and result.tables == []
+    assert f"Cannot connect to the source `{runner.address_scheme}" in result.error.message
     assert SOURCE_PASSWORD not in outcome.stdout + outcome.stderr
     for line in outcome.stderr.strip().splitlines():
         json.loads(line)  # not a terminal: every log line is JSON
@@ -186,7 +187,7 @@ def test_unresponsive_source_exits_3_within_the_connect_timeout(
     elapsed = time.monotonic() - started
     assert outcome.returncode == 3, outcome.stderr
     assert elapsed < 20
-    message = last_json(outcome.stdout)["error"]["message"]
+    message = RunResult.from_stdout(outcome.stdout).error.message
     assert f"Cannot connect to the source `{runner.address_scheme}" in message
     assert "(timeout 3 s)" in message
     assert "Traceback" not in outcome.stderr
@@ -197,7 +198,7 @@ def test_wrong_password_exits_3_and_never_prints_it(image: str, env: dict[str, s
     wrong = "Wr0ng-Pa55word-Shown-Nowhere"
     outcome = docker_run(image, ["state", "show"], {**env, "DK_WAREHOUSE__PASSWORD": wrong})
     assert outcome.returncode == 3
-    assert "password authentication failed" in last_json(outcome.stdout)["error"]["message"]
+    assert "password authentication failed" in RunResult.from_stdout(outcome.stdout).error.message
     assert wrong not in outcome.stdout + outcome.stderr
     assert "Traceback" not in outcome.stderr
 
@@ -212,4 +213,4 @@ def test_password_file_mounted_as_a_secret(image: str, env: dict[str, str], tmp_
         image, ["state", "show"], env, volumes=[f"{secret}:/run/secrets/warehouse:ro"]
     )
     assert outcome.returncode == 0, outcome.stderr
-    assert last_json(outcome.stdout)["output"] == {"watermarks": []}
+    assert RunResult.from_stdout(outcome.stdout).output == {"watermarks": []}

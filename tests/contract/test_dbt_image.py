@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from datakit_contract.result import RunResult
 from demo.seed_tpch import seed_tpch
 from tests.conftest import Database, Server, fresh_database
-from tests.contract.docker import docker_run, last_json, runner_image
+from tests.contract.docker import docker_run, runner_image
 
 pytestmark = pytest.mark.contract
 
@@ -66,9 +67,9 @@ def test_build_makes_gold_that_matches_the_source(
     source, target = warehouse
     outcome = docker_run(image, ["build"], dbt_env(target))
     assert outcome.returncode == 0, outcome.stderr[-3000:]
-    result = last_json(outcome.stdout)
-    assert result["status"] == "succeeded"
-    output = result["output"]
+    result = RunResult.from_stdout(outcome.stdout)
+    assert result.status == "succeeded"
+    output = result.output
     assert output["tests"]["pass"] > 20 and output["tests"]["failing"] == []
     assert any(n["unique_id"] == "model.datakit.fct_order_lines" for n in output["nodes"])
     gold = target.execute(GOLD_PRICING_SUMMARY)
@@ -84,19 +85,22 @@ def test_source_freshness_fails_on_a_stale_bronze_table(
     target = warehouse[1]
     fresh = docker_run(image, ["source-freshness"], dbt_env(target))
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    statuses = {n["unique_id"]: n["status"] for n in last_json(fresh.stdout)["output"]["nodes"]}
+    statuses = {
+        n["unique_id"]: n["status"] for n in RunResult.from_stdout(fresh.stdout).output["nodes"]
+    }
     assert len(statuses) == 8 and set(statuses.values()) == {"pass"}
     target.execute("update bronze_erp.region set _dk_loaded_at = now() - interval '3 days'")
     stale = docker_run(image, ["source-freshness"], dbt_env(target))
     assert stale.returncode == 1
-    assert last_json(stale.stdout)["output"]["failed"] == ["source.datakit.erp.region"]
+    assert RunResult.from_stdout(stale.stdout).output["failed"] == ["source.datakit.erp.region"]
 
 
 def test_a_bad_select_exits_2(image: str, warehouse: tuple[Database, Database]) -> None:
     outcome = docker_run(image, ["run", "--select", "no_such_model"], dbt_env(warehouse[1]))
     assert outcome.returncode == 2, outcome.stderr[-3000:]
     assert (
-        "`--select no_such_model` matches no node" in last_json(outcome.stdout)["error"]["message"]
+        "`--select no_such_model` matches no node"
+        in RunResult.from_stdout(outcome.stdout).error.message
     )
 
 
@@ -104,7 +108,7 @@ def test_an_unreachable_warehouse_exits_3(image: str, warehouse: tuple[Database,
     env = {**dbt_env(warehouse[1]), "DK_WAREHOUSE__PORT": "1", "DK_WAREHOUSE__CONNECT_TIMEOUT": "3"}
     outcome = docker_run(image, ["build"], env)
     assert outcome.returncode == 3
-    assert "Cannot connect to the warehouse" in last_json(outcome.stdout)["error"]["message"]
+    assert "Cannot connect to the warehouse" in RunResult.from_stdout(outcome.stdout).error.message
 
 
 def test_a_failing_test_exits_1_and_is_named(
@@ -118,10 +122,10 @@ def test_a_failing_test_exits_1_and_is_named(
     )
     outcome = docker_run(image, ["build", "--select", "stg_erp__orders"], dbt_env(target))
     assert outcome.returncode == 1, outcome.stderr[-3000:]
-    result = last_json(outcome.stdout)
-    failing = result["output"]["tests"]["failing"]
+    result = RunResult.from_stdout(outcome.stdout)
+    failing = result.output["tests"]["failing"]
     assert any("accepted_values" in name for name in failing), failing
-    assert "accepted_values" in result["error"]["message"]
+    assert "accepted_values" in result.error.message
 
 
 @pytest.fixture
@@ -160,8 +164,8 @@ def test_runs_use_the_pre_parsed_manifest_when_their_inputs_match(
     parsed = docker_run(image, args, dbt_env(warehouse[1]))
     assert parsed.returncode == 0, parsed.stderr[-3000:]
     assert "parsing the project: `dbname` differ(s)" in parsed.stderr
-    nodes = [n["unique_id"] for n in last_json(parsed.stdout)["output"]["nodes"]]
-    assert nodes == [n["unique_id"] for n in last_json(baked.stdout)["output"]["nodes"]]
+    nodes = [n["unique_id"] for n in RunResult.from_stdout(parsed.stdout).output["nodes"]]
+    assert nodes == [n["unique_id"] for n in RunResult.from_stdout(baked.stdout).output["nodes"]]
 
 
 def test_a_project_mounted_at_run_time_is_parsed_and_built(
@@ -183,6 +187,6 @@ def test_a_project_mounted_at_run_time_is_parsed_and_built(
     )
     assert outcome.returncode == 0, outcome.stderr[-3000:]
     assert "pre-parsed manifest" not in outcome.stderr  # its own project: dbt parses it
-    nodes = last_json(outcome.stdout)["output"]["nodes"]
+    nodes = RunResult.from_stdout(outcome.stdout).output["nodes"]
     assert [(n["unique_id"], n["status"]) for n in nodes] == [("model.my_project.hello", "success")]
     assert warehouse[1].execute("select answer from silver.hello") == [(42,)]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
+from datakit_contract.result import RunResult
 from demo.change_batch import ChangeBatch, apply_change_batch
 from demo.seed_tpch import seed_tpch
 from tests.conftest import ROOT, Database, Server, fresh_database
-from tests.contract.docker import docker_run, last_json, runner_image
+from tests.contract.docker import docker_run, runner_image
 
 pytestmark = pytest.mark.contract
 
@@ -25,15 +25,15 @@ class PipelineRuns:
     source: Database
     warehouse: Database
     batch: ChangeBatch
-    second_extract: dict[str, Any]
-    second_build: dict[str, Any]
+    second_extract: RunResult
+    second_build: RunResult
     line_versions_before: dict[tuple[int, int], str]
     line_versions_after: dict[tuple[int, int], str]
     order_versions_before: dict[int, str]
     order_versions_after: dict[int, str]
 
 
-def run_pipeline(source: Database, warehouse: Database) -> tuple[dict, dict]:
+def run_pipeline(source: Database, warehouse: Database) -> tuple[RunResult, RunResult]:
     """Bronze with demo/erp.yaml, then `dbt build`, both as `docker run` of the images."""
     env = {
         **source.env("SOURCE"),
@@ -44,7 +44,7 @@ def run_pipeline(source: Database, warehouse: Database) -> tuple[dict, dict]:
     assert extract.returncode == 0, extract.stderr[-3000:]
     build = docker_run(runner_image("dbt"), ["build"], warehouse.env("WAREHOUSE"))
     assert build.returncode == 0, build.stderr[-3000:]
-    return last_json(extract.stdout), last_json(build.stdout)
+    return RunResult.from_stdout(extract.stdout), RunResult.from_stdout(build.stdout)
 
 
 def row_versions(db: Database, table: str, key: str) -> dict:
@@ -92,18 +92,18 @@ def rewritten(before: dict, after: dict) -> set:
 
 
 def test_the_second_extract_reads_only_the_batch_and_marks_the_deletes(runs: PipelineRuns) -> None:
-    tables = {t["table"]: t for t in runs.second_extract["tables"]}
+    tables = {t.table: t for t in runs.second_extract.tables}
     batch = runs.batch
-    assert (tables["orders"]["rows_read"], tables["orders"]["rows_deleted"]) == (
+    assert (tables["orders"].rows_read, tables["orders"].rows_deleted) == (
         len(batch.new_orders) + len(batch.changed_orders),
         len(batch.deleted_orders),
     )
-    assert tables["orders"]["rows_replaced"] == len(batch.changed_orders)
-    assert (tables["lineitem"]["rows_read"], tables["lineitem"]["rows_deleted"]) == (
+    assert tables["orders"].rows_replaced == len(batch.changed_orders)
+    assert (tables["lineitem"].rows_read, tables["lineitem"].rows_deleted) == (
         batch.new_lines,
         batch.deleted_lines,
     )
-    assert tables["customer"]["rows_read"] == len(batch.changed_customers)
+    assert tables["customer"].rows_read == len(batch.changed_customers)
     assert runs.warehouse.execute(
         "select o_orderkey from bronze_erp.orders where _dk_deleted_at is not null"
     ) == [(key,) for key in batch.deleted_orders]
@@ -173,7 +173,7 @@ def test_gold_answers_like_the_source_after_the_batch(runs: PipelineRuns) -> Non
     assert runs.warehouse.execute("select count(*) from gold.fct_orders") == runs.source.execute(
         "select count(*) from orders"
     )
-    tests = runs.second_build["output"]["tests"]
+    tests = runs.second_build.output["tests"]
     assert tests["failing"] == [] and tests["pass"] > 20
 
 
@@ -197,11 +197,11 @@ def test_a_changed_scope_build_tests_only_the_rows_it_wrote(runs: PipelineRuns) 
     env = warehouse.env("WAREHOUSE")
     scoped = docker_run(runner_image("dbt"), ["build", "--test-scope", "changed"], env)
     assert scoped.returncode == 1, scoped.stderr[-3000:]
-    failing = last_json(scoped.stdout)["output"]["tests"]["failing"]
+    failing = RunResult.from_stdout(scoped.stdout).output["tests"]["failing"]
     assert any("accepted_values_stg_erp__orders_order_status" in name for name in failing)
     assert not any("fct_order_lines_return_flag" in name for name in failing), failing
 
     every_row = docker_run(runner_image("dbt"), ["test"], env)
     assert every_row.returncode == 1, every_row.stderr[-3000:]
-    failing = last_json(every_row.stdout)["output"]["tests"]["failing"]
+    failing = RunResult.from_stdout(every_row.stdout).output["tests"]["failing"]
     assert any("accepted_values_fct_order_lines_return_flag" in name for name in failing), failing

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from datakit_contract.result import RunResult
 from tests.conftest import Database
-from tests.contract.docker import docker_run, last_json, runner_image
+from tests.contract.docker import docker_run, runner_image
 from tests.integration.test_extract import seed_orders
 
 pytestmark = pytest.mark.contract
@@ -41,9 +42,9 @@ def test_readme_extract_works_and_writes_the_same_xcom(
         image, ["extract", "--table", "orders"], runner_env, volumes=[f"{xcom}:/airflow/xcom"]
     )
     assert outcome.returncode == 0, outcome.stderr
-    result = last_json(outcome.stdout)
-    assert result["tables"][0]["rows_written"] == 1000
-    assert json.loads((xcom / "return.json").read_text()) == result
+    result = RunResult.from_stdout(outcome.stdout)
+    assert result.tables[0].rows_written == 1000
+    assert RunResult.model_validate_json((xcom / "return.json").read_text()) == result
     assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(1000,)]
     for line in outcome.stderr.strip().splitlines():
         json.loads(line)  # not a terminal: every log line is JSON
@@ -121,7 +122,7 @@ def test_docker_stop_rolls_back_and_exits_3(
     subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 3, stderr
-    assert "Stopped by SIGTERM" in last_json(stdout)["error"]["message"]
+    assert "Stopped by SIGTERM" in RunResult.from_stdout(stdout).error.message
     assert warehouse_db.execute(
         "select count(*) from pg_tables where schemaname = 'bronze_erp'"
     ) == [(0,)]

@@ -1,5 +1,6 @@
-"""Releases into a real registry: `registry/serve.sh` runs Debian's distribution binary on a test
-port with temporary storage, and `registry/release.py` pushes the built runner images to it.
+"""Releases into a real registry: `python -m stack up registry` runs the registry container
+(Debian's distribution, `make registry`) on a test port with temporary storage, and
+`registry/release.py` pushes the built runner images to it.
 
 The runner images are released with `--image` (relabel and push what `make images` built) rather
 than rebuilt; `make release` runs the same code after `runners/build.sh`. Every release writes a
@@ -39,7 +40,6 @@ pytestmark = pytest.mark.contract
 # Below Linux's ephemeral range (32768-60999), so no client connection's local port holds it.
 REGISTRY_PORT = int(os.environ.get("DK_TEST_REGISTRY_PORT", "25000"))
 ADDR = f"127.0.0.1:{REGISTRY_PORT}"
-SERVE = ROOT / "registry" / "serve.sh"
 RELEASE = ROOT / "registry" / "release.py"
 TECHS = ("postgres", "dbt")
 MANIFEST_TYPES = (
@@ -49,14 +49,21 @@ MANIFEST_TYPES = (
 
 
 def serve(command: str, addr: str, data: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m stack up|down|status registry` on `addr`, storage and stack folder in `data`."""
     env = {
         **os.environ,
         "DK_REGISTRY_ADDR": addr,
         "DK_REGISTRY_DIR": str(data),
-        "DK_REGISTRY_MODE": "binary",  # the Debian binary: no registry image can be pulled here
+        "DK_STACK_DIR": str(data / "stack"),
     }
+    parts = [] if command == "status" else ["registry"]
     return subprocess.run(
-        [str(SERVE), command], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "stack", command, *parts],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -101,10 +108,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if docker("info").returncode != 0:
         subprocess.run([str(ROOT / "base-image" / "ensure-docker-engine.sh")], check=True)
     data = tmp_path_factory.mktemp("registry")
-    started = serve("start", ADDR, data)
+    started = serve("up", ADDR, data)
     assert started.returncode == 0, started.stderr
     yield ADDR
-    stopped = serve("stop", ADDR, data)
+    stopped = serve("down", ADDR, data)
     assert stopped.returncode == 0, stopped.stderr
 
 
@@ -261,30 +268,41 @@ def test_make_release_requires_the_runner() -> None:
     assert "make release: name the runner: make release RUNNER=<tech>" in done.stderr
 
 
-def test_serve_starts_once_reports_status_and_stops(tmp_path: Path) -> None:
+def _registry_containers(addr: str) -> list[str]:
+    project = f"dk-registry-{addr.rpartition(':')[2]}"
+    filters = ["--filter", f"label=com.docker.compose.project={project}"]
+    return docker("ps", "--all", "-q", *filters).stdout.split()
+
+
+def test_registry_starts_once_reports_status_and_stops(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         addr = f"127.0.0.1:{probe.getsockname()[1]}"
-    assert serve("status", addr, tmp_path).returncode == 3
-    started = serve("start", addr, tmp_path)
+    assert "registry: stopped" in serve("status", addr, tmp_path).stdout
+    started = serve("up", addr, tmp_path)
     assert started.returncode == 0, started.stderr
     try:
+        assert f"registry: started on http://{addr}" in started.stderr
         status = serve("status", addr, tmp_path)
         assert status.returncode == 0
-        assert f"running on http://{addr} (binary" in status.stdout
-        again = serve("start", addr, tmp_path)
+        assert f"registry: running on http://{addr}" in status.stdout
+        with urllib.request.urlopen(f"http://{addr}/v2/", timeout=10) as response:
+            assert response.status == 200
+        again = serve("up", addr, tmp_path)
         assert again.returncode == 0
-        assert "already running" in again.stderr
-        assert (tmp_path / "registry.pid").is_file()
+        assert f"registry: already running on http://{addr}" in again.stderr
+        assert len(_registry_containers(addr)) == 1
     finally:
-        stopped = serve("stop", addr, tmp_path)
+        stopped = serve("down", addr, tmp_path)
     assert stopped.returncode == 0, stopped.stderr
-    assert serve("status", addr, tmp_path).returncode == 3
-    assert not (tmp_path / "registry.pid").exists()
+    assert f"stopped the registry on http://{addr}" in stopped.stderr
+    assert "registry: stopped" in serve("status", addr, tmp_path).stdout
+    assert _registry_containers(addr) == []  # removed: it holds nothing of its own
     assert (tmp_path / "storage").is_dir()  # released images survive a restart
 
 
-def test_serve_refuses_a_non_loopback_address(tmp_path: Path) -> None:
-    done = serve("start", "0.0.0.0:55009", tmp_path)
+def test_registry_refuses_a_non_loopback_address(tmp_path: Path) -> None:
+    done = serve("up", "0.0.0.0:55009", tmp_path)
     assert done.returncode == 1
     assert "not a loopback address" in done.stderr
+    assert _registry_containers("0.0.0.0:55009") == []

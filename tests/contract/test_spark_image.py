@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from datakit_contract.result import RunResult
 from tests.conftest import Database
-from tests.contract.docker import last_json, runner_image, runner_version
+from tests.contract.docker import runner_image, runner_version
 from tests.integration.test_extract import COLUMNS, ODD_TABLE_DDL, rows_as_text, seed_orders
 
 pytestmark = pytest.mark.contract
@@ -117,9 +118,9 @@ def test_full_extract_reads_n_partitions_and_equals_the_source(
         read_only=True,
     )
     assert outcome.returncode == 0, outcome.stderr
-    result = last_json(outcome.stdout)
-    assert result["tables"][0]["rows_written"] == 20_000
-    assert json.loads((xcom / "return.json").read_text()) == result
+    result = RunResult.from_stdout(outcome.stdout)
+    assert result.tables[0].rows_written == 20_000
+    assert RunResult.model_validate_json((xcom / "return.json").read_text()) == result
     assert len(outcome.stdout.strip().splitlines()) == 1  # stdout is the RunResult only
     [split] = partition_logs(outcome.stderr)
     assert (split["partitions"], split["partition_column"]) == (3, "id")
@@ -177,7 +178,7 @@ def test_partitions_read_the_exported_snapshot_not_later_commits(
         "select count(*), count(*) filter (where customer in ('late', 'changed')) "
         "from bronze_erp.orders"
     ) == [(10_000, 0)]
-    assert last_json(stdout)["tables"][0]["rows_written"] == 10_000
+    assert RunResult.from_stdout(stdout).tables[0].rows_written == 10_000
 
 
 def test_types_and_escapes_survive_exactly(
@@ -188,7 +189,7 @@ def test_types_and_escapes_survive_exactly(
     env = {**runner_env, "DK_SPARK__PARTITIONS": "2"}
     outcome = spark_run(image, ["extract", "--table", "Odd Table"], env)
     assert outcome.returncode == 0, outcome.stderr
-    assert last_json(outcome.stdout)["tables"][0]["rows_written"] == 6
+    assert RunResult.from_stdout(outcome.stdout).tables[0].rows_written == 6
     assert partition_logs(outcome.stderr)[0]["partitions"] == 2
     assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', COLUMNS) == rows_as_text(
         source_db, '"Odd Table"', COLUMNS
@@ -219,7 +220,7 @@ def test_incremental_merge_with_deletes_keeps_watermark_ledger_and_source_equal(
     ]
     first = spark_run(image, args, runner_env)
     assert first.returncode == 0, first.stderr
-    assert last_json(first.stdout)["tables"][0]["rows_written"] == 5_000
+    assert RunResult.from_stdout(first.stdout).tables[0].rows_written == 5_000
     source_db.execute(
         "update orders set amount = amount + 1, updated_at = updated_at + interval '1 day' "
         "where id % 100 = 0;"
@@ -229,9 +230,9 @@ def test_incremental_merge_with_deletes_keeps_watermark_ledger_and_source_equal(
     )
     second = spark_run(image, args, runner_env)
     assert second.returncode == 0, second.stderr
-    table = last_json(second.stdout)["tables"][0]
-    assert (table["rows_read"], table["rows_replaced"], table["rows_deleted"]) == (1_050, 50, 5)
-    assert table["watermark_after"] > table["watermark_before"]
+    table = RunResult.from_stdout(second.stdout).tables[0]
+    assert (table.rows_read, table.rows_replaced, table.rows_deleted) == (1_050, 50, 5)
+    assert table.watermark_after > table.watermark_before
     # The keys for `deletes: mark` went through Spark too: two split reads in this run.
     assert len(partition_logs(second.stderr)) == 2
     columns = "id, customer, amount, updated_at"
@@ -239,9 +240,7 @@ def test_incremental_merge_with_deletes_keeps_watermark_ledger_and_source_equal(
     assert table_md5(warehouse_db, live, columns, "id") == table_md5(
         source_db, "orders", columns, "id"
     )
-    assert warehouse_db.execute("select watermark from datakit.state") == [
-        (table["watermark_after"],)
-    ]
+    assert warehouse_db.execute("select watermark from datakit.state") == [(table.watermark_after,)]
     assert warehouse_db.execute(
         "select status, rows_written from datakit.runs order by started_at"
     ) == [("succeeded", 5_000), ("succeeded", 1_050)]
@@ -256,7 +255,7 @@ def test_bad_spark_settings_exit_2_naming_the_setting(
         image, ["extract", "--table", "orders"], {**runner_env, "DK_SPARK__PARTITIONS": "0"}
     )
     assert bad.returncode == 2
-    assert "spark.partitions:" in last_json(bad.stdout)["error"]["message"]
+    assert "spark.partitions:" in RunResult.from_stdout(bad.stdout).error.message
 
 
 JOB = """
@@ -288,10 +287,10 @@ def test_submit_runs_a_job_file_with_its_arguments(image: str, tmp_path: Path) -
     )
     assert outcome.returncode == 0, outcome.stderr
     assert len(outcome.stdout.strip().splitlines()) == 1
-    result = last_json(outcome.stdout)
-    assert result["status"] == "succeeded"
-    assert result["output"]["args"] == ["100"]
-    assert result["output"]["master"] == "local[*]"
+    result = RunResult.from_stdout(outcome.stdout)
+    assert result.status == "succeeded"
+    assert result.output["args"] == ["100"]
+    assert result.output["master"] == "local[*]"
     assert "sum of 0..99 = 4950" in outcome.stderr
     failed = spark_run(
         image,
@@ -300,7 +299,7 @@ def test_submit_runs_a_job_file_with_its_arguments(image: str, tmp_path: Path) -
         volumes=[f"{jobs}:/jobs:ro"],
     )
     assert failed.returncode == 1, failed.stderr
-    message = last_json(failed.stdout)["error"]["message"]
+    message = RunResult.from_stdout(failed.stdout).error.message
     assert "ValueError: the job's own error" in message
     missing = spark_run(image, ["submit", "--py-file", "/jobs/none.py"], {})
     assert missing.returncode == 2
@@ -314,7 +313,7 @@ def test_spark_conf_renders_kubernetes_with_this_image(image: str) -> None:
     }
     outcome = spark_run(image, ["spark-conf"], env)
     assert outcome.returncode == 0, outcome.stderr
-    conf = last_json(outcome.stdout)["output"]["conf"]
+    conf = RunResult.from_stdout(outcome.stdout).output["conf"]
     assert conf["spark.kubernetes.container.image"] == f"etl/spark-runner:{VERSION}"
     assert conf["spark.master"] == "k8s://https://kubernetes.default.svc"
     assert conf["spark.jars"] == "/opt/datakit/jars/postgresql.jar"

@@ -1,10 +1,10 @@
 """Real Airflow runs the generated tenant DAG with DockerOperator and the built runner images.
 
-The deployment is `make demo`'s (`demo/local_airflow.py`): a SQLite `AIRFLOW_HOME` with the
-tenant's DAG file and pools, passwords as `AIRFLOW_VAR_…` variables, and the images under the
-names the tenant pins; here the demo tenant file points at a TPC-H source and an empty warehouse
-on the test servers. Airflow runs in a subprocess (`airflow dags test`); task states and XComs
-are read from its database afterwards.
+The deployment is `make demo`'s and `make up`'s (`stack/local_airflow.py`): a SQLite
+`AIRFLOW_HOME` with the tenant's DAG file and pools, passwords as Variables in the metadata
+database, and the images under the names the tenant pins; here the demo tenant file points at a
+TPC-H source and an empty warehouse on the test servers. Airflow runs in a subprocess
+(`airflow dags test`); task states and XComs are read from its database afterwards.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.plan import TenantPlan, plan_tenant
 from demo.change_batch import ChangeBatch, apply_change_batch
-from demo.local_airflow import DagRun, LocalAirflow, database_passwords, tag_images
 from demo.seed_tpch import seed_tpch
+from stack.local_airflow import DagRun, LocalAirflow
 from tests.conftest import ROOT, Database, Server, fresh_database
 from tests.contract.docker import runner_image
 from tests.contract.test_dbt_image import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
@@ -80,12 +81,13 @@ def deployment(
     tenants.mkdir()
     (tenants / TENANT_FILE.name).write_text(tenant_yaml(source, warehouse), encoding="utf-8")
     airflow = LocalAirflow(home=root / "home", tenants=tenants, dags=root / "dags")
-    spec = airflow.spec("acme")
+    spec = load_tenant(tenants / TENANT_FILE.name)
     plan = plan_tenant(spec)
-    passwords = database_passwords(spec, warehouse.server.password, source.server.password)
-    airflow.set_secrets(plan, passwords)
-    tag_images(plan, runner_image)
-    airflow.prepare()
+    for image in {task.image.rsplit("/", 1)[-1] for task in plan.tasks}:
+        runner_image(image.split("-runner:")[0])  # built here when `make images` has not
+    passwords = {"warehouse": warehouse.server.password, "sources": source.server.password}
+    airflow.prepare(airflow.database_variables(spec, **passwords))
+    airflow.check_dags()
     yield Deployment(source, warehouse, plan, airflow)
     for generator in (source_gen, warehouse_gen):
         next(generator, None)

@@ -7,6 +7,12 @@ import time
 
 import pytest
 
+from datakit_contract.tables import TableSpec
+from datakit_core.invocation import Invocation
+from datakit_core.operations import run_extract, run_plan
+from datakit_core.settings import load_config
+from datakit_postgres.cli import RUNNER as POSTGRES
+from datakit_postgres.config import PostgresRunnerConfig
 from tests.conftest import RUNNER, Database, Runner
 
 pytestmark = pytest.mark.integration
@@ -112,7 +118,7 @@ def test_types_and_identifiers_survive_exactly(
     source_db.execute(ODD_TABLE_DDL)
     outcome = runner("extract", "--table", "Odd Table")
     assert outcome.code == 0, outcome.stderr
-    assert outcome.result["tables"][0]["rows_written"] == 3
+    assert outcome.result.tables[0].rows_written == 3
     assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', COLUMNS) == rows_as_text(
         source_db, '"Odd Table"', COLUMNS
     )
@@ -137,10 +143,10 @@ def test_every_bronze_row_carries_metadata(
     assert warehouse_db.execute(
         "select distinct _dk_run_id::text, _dk_source, _dk_loaded_at is not null "
         "from bronze_erp.orders"
-    ) == [(full.result["run_id"], "erp", True)]
+    ) == [(full.result.run_id, "erp", True)]
     assert warehouse_db.execute(
         "select status, rows_written, mode, runner from datakit.runs where run_id = %s",
-        (full.result["run_id"],),
+        (full.result.run_id,),
     ) == [("succeeded", 10, "full_refresh", "postgres-runner")]
     # Later runs stamp their own rows: the swapped-in table kept no constant of the first run.
     incremental = ["--mode", "incremental", "--cursor", "updated_at"]
@@ -148,14 +154,14 @@ def test_every_bronze_row_carries_metadata(
     append = runner("extract", "--table", "orders", *incremental)
     stamps = "select id, _dk_run_id::text from bronze_erp.orders where id >= 10 order by id"
     assert warehouse_db.execute(stamps) == [
-        (10, full.result["run_id"]),
-        (11, append.result["run_id"]),
+        (10, full.result.run_id),
+        (11, append.result.run_id),
     ]
     source_db.execute("update orders set updated_at = '2031-01-01' where id = 11")
     merge = runner("extract", "--table", "orders", *incremental, "--strategy", "merge")
     assert warehouse_db.execute(stamps) == [
-        (10, full.result["run_id"]),
-        (11, merge.result["run_id"]),
+        (10, full.result.run_id),
+        (11, merge.result.run_id),
     ]
 
 
@@ -200,7 +206,7 @@ def test_incremental_append_loads_only_rows_above_the_watermark(
     args = ["extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"]
     first = runner(*args)
     assert first.code == 0, first.stderr
-    assert first.result["tables"][0]["watermark_after"] == "2024-01-01 00:16:40+00"
+    assert first.result.tables[0].watermark_after == "2024-01-01 00:16:40+00"
     source_db.execute(
         "insert into orders (id, customer, amount, updated_at) "
         "select g, 'late', 1, timestamptz '2024-02-01' + g * interval '1 ms' "
@@ -208,15 +214,15 @@ def test_incremental_append_loads_only_rows_above_the_watermark(
     )
     second = runner(*args)
     assert second.code == 0, second.stderr
-    table = second.result["tables"][0]
-    assert (table["rows_written"], table["watermark_before"]) == (500, "2024-01-01 00:16:40+00")
-    assert table["watermark_after"] == "2024-02-01 00:00:01.5+00"
+    table = second.result.tables[0]
+    assert (table.rows_written, table.watermark_before) == (500, "2024-01-01 00:16:40+00")
+    assert table.watermark_after == "2024-02-01 00:00:01.5+00"
     assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
         (1500, 1500)
     ]
     third = runner(*args)
     assert third.code == 99, third.stderr
-    assert third.result["status"] == "nothing_to_do"
+    assert third.result.status == "nothing_to_do"
     state = warehouse_db.execute("select watermark from datakit.state where table_name = 'orders'")
     assert state == [("2024-02-01 00:00:01.5+00",)]
 
@@ -243,8 +249,8 @@ def test_incremental_merge_keeps_one_row_per_key_in_its_latest_version(
     )
     outcome = runner(*args)
     assert outcome.code == 0, outcome.stderr
-    table = outcome.result["tables"][0]
-    assert (table["rows_read"], table["rows_replaced"]) == (3, 2)
+    table = outcome.result.tables[0]
+    assert (table.rows_read, table.rows_replaced) == (3, 2)
     assert warehouse_db.execute("select count(*), count(distinct id) from bronze_erp.orders") == [
         (101, 101)
     ]
@@ -285,16 +291,16 @@ def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
     )
     outcome = runner(*MERGE_WITH_DELETES)
     assert outcome.code == 0, outcome.stderr
-    table = outcome.result["tables"][0]
-    assert (table["rows_read"], table["rows_replaced"], table["rows_deleted"]) == (1, 1, 2)
+    table = outcome.result.tables[0]
+    assert (table.rows_read, table.rows_replaced, table.rows_deleted) == (1, 1, 2)
     marked = warehouse_db.execute(
         "select id, _dk_run_id::text = %s, _dk_loaded_at = _dk_deleted_at "
         "from bronze_erp.orders where _dk_deleted_at is not null order by id",
-        (outcome.result["run_id"],),
+        (outcome.result.run_id,),
     )
     assert marked == [(3, True, True), (4, True, True)]
     assert warehouse_db.execute(
-        "select rows_deleted from datakit.runs where run_id = %s", (outcome.result["run_id"],)
+        "select rows_deleted from datakit.runs where run_id = %s", (outcome.result.run_id,)
     ) == [(2,)]
 
     # Nothing new and nothing deleted: exit 99, and the marks stay as they were.
@@ -305,12 +311,12 @@ def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
     ) == [(2,)]
 
     # A delete alone (no new cursor values) is work: the row is marked, the watermark kept.
-    watermark = table["watermark_after"]
+    watermark = table.watermark_after
     source_db.execute("delete from orders where id = 6")
     only_delete = runner(*MERGE_WITH_DELETES)
     assert only_delete.code == 0, only_delete.stderr
-    assert only_delete.result["tables"][0]["rows_deleted"] == 1
-    assert only_delete.result["tables"][0]["watermark_after"] == watermark
+    assert only_delete.result.tables[0].rows_deleted == 1
+    assert only_delete.result.tables[0].watermark_after == watermark
 
     # A key that comes back is merged in live again.
     source_db.execute(
@@ -338,7 +344,7 @@ def test_a_bronze_table_without_deleted_at_gains_the_column(
     source_db.execute("delete from orders where id = 1")
     outcome = runner(*MERGE_WITH_DELETES)
     assert outcome.code == 0, outcome.stderr
-    assert "add metadata column `_dk_deleted_at`" in outcome.result["tables"][0]["schema_changes"]
+    assert "add metadata column `_dk_deleted_at`" in outcome.result.tables[0].schema_changes
     assert warehouse_db.execute(
         "select id from bronze_erp.orders where _dk_deleted_at is not null"
     ) == [(1,)]
@@ -370,7 +376,7 @@ def test_new_source_columns_are_added_and_compatible_types_widened(
     )
     outcome = runner("extract", "--table", "items", "--mode", "snapshot")
     assert outcome.code == 0, outcome.stderr
-    assert set(outcome.result["tables"][0]["schema_changes"]) == {
+    assert set(outcome.result.tables[0].schema_changes) == {
         "add column `note` text",
         "widen column `id` to bigint",
         "widen column `label` to character varying(50)",
@@ -394,20 +400,20 @@ def test_incompatible_type_change_exits_1_and_leaves_bronze_untouched(
     )
     outcome = runner(*args)
     assert outcome.code == 1
-    message = outcome.result["tables"][0]["error"]
+    message = outcome.result.tables[0].error
     assert "Incompatible type change in `bronze_erp.orders`" in message
     assert "`customer` is text in Bronze, integer in the source" in message
     assert warehouse_db.execute("select * from bronze_erp.orders order by id") == before
     assert warehouse_db.execute("select watermark from datakit.state") == state_before
     assert warehouse_db.execute(
-        "select status from datakit.runs where run_id = %s", (outcome.result["run_id"],)
+        "select status from datakit.runs where run_id = %s", (outcome.result.run_id,)
     ) == [("failed",)]
 
 
 def test_missing_source_table_is_named_with_a_fix(runner: Runner, source_db: Database) -> None:
     outcome = runner("extract", "--table", "no_such_table")
     assert outcome.code == 1
-    error = outcome.result["tables"][0]["error"]
+    error = outcome.result.tables[0].error
     assert "Source table `public.no_such_table` does not exist" in error
     assert "postgres-runner discover" in error
 
@@ -421,7 +427,7 @@ def test_all_tables_loads_every_table_of_the_schema(
     )
     outcome = runner("extract", "--all-tables")
     assert outcome.code == 0, outcome.stderr
-    assert sorted(t["target"] for t in outcome.result["tables"]) == [
+    assert sorted(t.target for t in outcome.result.tables) == [
         "bronze_erp.customers",
         "bronze_erp.orders",
     ]
@@ -433,7 +439,7 @@ def test_plan_writes_nothing_and_shows_the_range(
     seed_orders(source_db, 50)
     outcome = runner("plan", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at")
     assert outcome.code == 0, outcome.stderr
-    [plan] = outcome.result["output"]["tables"]
+    [plan] = outcome.result.output["tables"]
     assert plan["watermark_before"] is None
     assert plan["watermark_upto"] == "2024-01-01 00:00:50+00"
     assert plan["sql"].startswith("copy (select")
@@ -464,13 +470,13 @@ def test_state_set_show_and_reset(
     outcome = runner(
         "extract", "--table", "orders", "--mode", "incremental", "--cursor", "updated_at"
     )
-    assert outcome.result["tables"][0]["rows_written"] == 10
-    shown = runner("state", "show").result["output"]["watermarks"]
+    assert outcome.result.tables[0].rows_written == 10
+    shown = runner("state", "show").result.output["watermarks"]
     assert [(w["table_name"], w["watermark"]) for w in shown] == [
         ("orders", "2024-01-01 00:01:40+00")
     ]
     assert runner("state", "reset", "--table", "orders").code == 0
-    assert runner("state", "show").result["output"]["watermarks"] == []
+    assert runner("state", "show").result.output["watermarks"] == []
 
 
 def test_two_concurrent_runs_never_double_load(
@@ -512,7 +518,7 @@ def test_a_busy_table_exits_3_when_the_lock_wait_runs_out(
         outcome = runner("extract", "--table", "orders", "--lock-timeout", "1")
         assert time.monotonic() - started < 30
     assert outcome.code == 3
-    assert "Another run is still loading `default/erp/orders`" in outcome.result["error"]["message"]
+    assert "Another run is still loading `default/erp/orders`" in outcome.result.error.message
 
 
 def test_each_table_commits_on_its_own_and_a_failing_one_undoes_nothing_else(
@@ -528,12 +534,12 @@ def test_each_table_commits_on_its_own_and_a_failing_one_undoes_nothing_else(
         "extract", "--table", "orders", "--table", "missing", "--table", "customers", *args
     )
     assert outcome.code == 1
-    assert [t["status"] for t in outcome.result["tables"]] == ["succeeded", "failed", "succeeded"]
+    assert [t.status for t in outcome.result.tables] == ["succeeded", "failed", "succeeded"]
     assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(30,)]
     assert warehouse_db.execute("select count(*) from bronze_erp.customers") == [(7,)]
     assert warehouse_db.execute(
         "select table_name, status from datakit.runs where run_id = %s order by table_name",
-        (outcome.result["run_id"],),
+        (outcome.result.run_id,),
     ) == [("customers", "succeeded"), ("missing", "failed"), ("orders", "succeeded")]
 
 
@@ -546,7 +552,7 @@ def test_a_source_error_mid_stream_exits_1_and_writes_nothing(
     )
     outcome = runner("extract", "--table", "fragile")
     assert outcome.code == 1
-    assert "division by zero" in outcome.result["tables"][0]["error"]
+    assert "division by zero" in outcome.result.tables[0].error
     assert warehouse_db.execute(
         "select count(*) from pg_tables where schemaname = 'bronze_erp'"
     ) == [(0,)]
@@ -577,7 +583,7 @@ def test_discover_lists_tables_keys_and_the_bronze_type_of_every_column(
     source_db.execute("create table never_analyzed (id int)")
     outcome = runner("discover")
     assert outcome.code == 0, outcome.stderr
-    catalog = {t["table"]: t for t in outcome.result["output"]["tables"]}
+    catalog = {t["table"]: t for t in outcome.result.output["tables"]}
     assert catalog["public.odd_view"]["kind"] == "view"
     assert catalog["public.never_analyzed"]["row_estimate"] is None  # unknown, not zero
     odd = catalog["public.Odd Table"]
@@ -587,3 +593,19 @@ def test_discover_lists_tables_keys_and_the_bronze_type_of_every_column(
     assert types["moods"] == ("mood[]", "text[]")
     assert types["dom"] == ("positive_int", "integer")
     assert types["n"] == ("numeric(38,10)", "numeric(38,10)")
+
+
+def test_the_commands_are_plain_functions_a_config_in_a_run_result_out(
+    runner_env: dict[str, str], source_db: Database, warehouse_db: Database
+) -> None:
+    """What `plan` and `extract` do, called from Python with no CLI: the same RunResult."""
+    seed_orders(source_db, 20)
+    config = load_config(PostgresRunnerConfig, environ=runner_env)
+    config = config.model_copy(update={"tables": [TableSpec(name="orders")]})
+    planned = run_plan(config, POSTGRES.open_source, Invocation(POSTGRES.info))
+    assert planned.exit_code == 0 and planned.output
+    assert planned.output["tables"][0]["has_work"] is True
+    assert warehouse_db.execute("select to_regclass('bronze_erp.orders')") == [(None,)]
+    loaded = run_extract(config, POSTGRES.open_source, Invocation(POSTGRES.info))
+    assert (loaded.status, loaded.table("orders").rows_written) == ("succeeded", 20)
+    assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(20,)]

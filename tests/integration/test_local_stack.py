@@ -1,6 +1,6 @@
-"""`make up` / `make down` for real: the registry, the demo databases and Airflow (api-server,
-scheduler, dag-processor, triggerer) from the venv, on ports that do not clash with a running
-`make up` or `make demo`, then everything stopped again.
+"""`make up` / `make down` for real: the registry and the demo databases (compose services) and
+Airflow (api-server, scheduler, dag-processor, triggerer under supervisord) from the venv, on ports
+that do not clash with a running `make up` or `make demo`, then everything stopped again.
 
 Slow (about a minute): Airflow's metadata database is migrated and four processes start.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,12 +24,14 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
 # Ports below Linux's ephemeral range (32768-60999): a client connection's local port can never
 # hold them when a server of the stack binds.
 AIRFLOW_PORT = int(os.environ.get("DK_TEST_STACK_AIRFLOW_PORT", "28080"))
 REGISTRY_ADDR = os.environ.get("DK_TEST_STACK_REGISTRY_ADDR", "127.0.0.1:25500")
-SOURCE_PORT, WAREHOUSE_PORT = "25541", "25542"
+SOURCE_PORT, WAREHOUSE_PORT = 25541, 25542
 DB_PROJECT = "dk-stack-test"
+REGISTRY_PROJECT = f"dk-registry-{REGISTRY_ADDR.rpartition(':')[2]}"
 URL = f"http://127.0.0.1:{AIRFLOW_PORT}"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEMO_PASSWORDS = ("erp-demo-password", "warehouse-demo-password")
@@ -52,12 +56,37 @@ class Stack:
             timeout=900,
         )
 
+    def status(self) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "stack", "status"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def pids(self) -> dict[str, int]:
-        return {
-            name: int((self.state / "run" / f"{name}.pid").read_text())
-            for name in COMPONENTS
-            if (self.state / "run" / f"{name}.pid").exists()
-        }
+        """Each running Airflow program's pid, as `python -m stack status` reports it."""
+        found = re.findall(r"^airflow (\S+): running \(pid (\d+)\)$", self.status(), re.M)
+        return {name: int(pid) for name, pid in found}
+
+    def supervisord(self) -> int:
+        return int((self.state / "run" / "supervisord.pid").read_text())
+
+    def containers(self) -> list[str]:
+        """The containers of the stack's compose projects, running or not."""
+        ids = []
+        for project in (DB_PROJECT, REGISTRY_PROJECT):
+            ids += subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+        return ids
 
 
 def _docker_engine() -> bool:
@@ -105,8 +134,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DK_STACK_DIR": str(state),
         "DK_STACK_AIRFLOW_PORT": str(AIRFLOW_PORT),
         "DK_STACK_DB_PROJECT": DB_PROJECT,
-        "DK_DEMO_SOURCE_PORT": SOURCE_PORT,
-        "DK_DEMO_WAREHOUSE_PORT": WAREHOUSE_PORT,
+        "DK_DEMO_SOURCE_PORT": str(SOURCE_PORT),
+        "DK_DEMO_WAREHOUSE_PORT": str(WAREHOUSE_PORT),
         "DK_REGISTRY_ADDR": REGISTRY_ADDR,
         "DK_REGISTRY_DIR": str(state / "registry"),
     }
@@ -118,19 +147,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.make("down")
-        subprocess.run(
-            [
-                "docker-compose",
-                "-f",
-                str(ROOT / "demo" / "docker-compose.yml"),
-                "-p",
-                DB_PROJECT,
-                "down",
-                "-v",
-            ],
-            capture_output=True,
-            timeout=300,
-        )
+        for project in (DB_PROJECT, REGISTRY_PROJECT):
+            subprocess.run(
+                ["docker-compose", "-f", str(COMPOSE_FILE), "-p", project, "down", "-v"],
+                capture_output=True,
+                timeout=300,
+            )
 
 
 def test_up_reports_where_the_ui_is_and_how_to_log_in(stack: Stack) -> None:
@@ -143,7 +165,13 @@ def test_up_reports_where_the_ui_is_and_how_to_log_in(stack: Stack) -> None:
 def test_up_never_shows_the_demo_passwords_nor_leaves_them_in_a_file(stack: Stack) -> None:
     for password in DEMO_PASSWORDS:
         assert password not in stack.up_output
-    assert not (stack.state / "variables.json").exists()
+    # The Variables file was deleted; the metadata database holds them encrypted (Fernet).
+    files = [path for path in stack.state.rglob("*") if path.is_file() and not path.is_socket()]
+    assert any(path.name == "airflow.db" for path in files)
+    for path in files:
+        content = path.read_bytes()
+        for password in DEMO_PASSWORDS:
+            assert password.encode() not in content, path
 
 
 def test_airflow_reports_every_part_healthy(stack: Stack) -> None:
@@ -177,14 +205,27 @@ def test_the_pools_and_the_demo_tenant_variables_are_set(stack: Stack) -> None:
 
 
 def test_every_port_the_stack_opened_is_on_loopback(stack: Stack) -> None:
-    groups = set(stack.pids().values())
+    # Airflow's programs (each a process group) and supervisord; the containers' servers.
+    groups = {*stack.pids().values(), stack.supervisord()}
+    ports = {AIRFLOW_PORT, int(REGISTRY_ADDR.rpartition(":")[2]), SOURCE_PORT, WAREHOUSE_PORT}
     listening = [
         conn
         for conn in psutil.net_connections(kind="inet")
-        if conn.status == psutil.CONN_LISTEN and conn.pid and _pgid(conn.pid) in groups
+        if conn.status == psutil.CONN_LISTEN
+        and ((conn.pid and _pgid(conn.pid) in groups) or conn.laddr.port in ports)
     ]
-    assert any(conn.laddr.port == AIRFLOW_PORT for conn in listening)
+    assert {conn.laddr.port for conn in listening} >= ports
     assert {conn.laddr.ip for conn in listening} == {"127.0.0.1"}, listening
+    # Host networking only: no container of the stack is on a docker network.
+    containers = stack.containers()
+    assert len(containers) == 3
+    modes = subprocess.run(
+        ["docker", "inspect", "-f", "{{.HostConfig.NetworkMode}}", *containers],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert modes == ["host"] * 3
 
 
 def test_up_twice_is_harmless(stack: Stack) -> None:
@@ -202,6 +243,7 @@ def test_up_twice_is_harmless(stack: Stack) -> None:
 def test_down_stops_everything_up_started(stack: Stack) -> None:
     pids = stack.pids()
     assert set(pids) == set(COMPONENTS)
+    supervisord = stack.supervisord()
     members = [p.pid for p in psutil.process_iter() if _pgid(p.pid) in set(pids.values())]
     assert len(members) > len(pids)  # workers and API server processes under each leader
     down = stack.make("down")
@@ -210,8 +252,8 @@ def test_down_stops_everything_up_started(stack: Stack) -> None:
     for name, pid in pids.items():
         assert f"stopped airflow {name} (pid {pid})" in output
     assert f"stopped the databases (compose project {DB_PROJECT}" in output
-    assert f"stopped the registry on {REGISTRY_ADDR}" in output
-    assert not [pid for pid in members if _alive(pid)]
+    assert f"stopped the registry on http://{REGISTRY_ADDR}" in output
+    assert not [pid for pid in [*members, supervisord] if _alive(pid)]
     assert stack.pids() == {}
     with pytest.raises(OSError):
         urllib.request.urlopen(URL + "/api/v2/monitor/health", timeout=5)
@@ -222,13 +264,11 @@ def test_down_stops_everything_up_started(stack: Stack) -> None:
         check=True,
     )
     assert running.stdout.strip() == ""
-    status = subprocess.run(
-        [str(ROOT / "registry" / "serve.sh"), "status"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-    )
-    assert status.returncode == 3, status.stdout
+    status = stack.status()
+    for part in ("databases", "registry"):
+        assert f"{part}: stopped" in status, status
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{REGISTRY_ADDR}/v2/", timeout=5)
     again = stack.make("down")
     assert again.returncode == 0
     assert "stopped airflow" not in again.stderr

@@ -13,7 +13,6 @@ fresh database it creates (with ALLOW_SNAPSHOT_ISOLATION ON) and drops.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -138,7 +137,7 @@ def test_full_load_keeps_every_type(
     mssql_db.execute(TYPES_DDL)
     outcome = run(["extract", "--table", "Odd Types"], env)
     assert outcome.code == 0, outcome.stderr
-    assert outcome.result["tables"][0]["rows_written"] == 3
+    assert outcome.result.tables[0].rows_written == 3
     types = dict(
         warehouse_db.execute(
             "select attname, format_type(atttypid, atttypmod) from pg_attribute "
@@ -187,12 +186,12 @@ def test_incremental_reads_strictly_above_the_watermark(
     args = ["extract", "--table", "Orders", "--mode", "incremental", "--cursor", "Modified"]
     first = run(args, env)
     assert first.code == 0, first.stderr
-    assert first.result["tables"][0]["watermark_after"] == "2025-01-01T00:00:00.0000002"
+    assert first.result.tables[0].watermark_after == "2025-01-01T00:00:00.0000002"
     # Same microsecond, one tick later: only an exact (SQL Server side) `>` sees it as new.
     mssql_db.execute("INSERT INTO dbo.Orders VALUES (3, '2025-01-01T00:00:00.0000003', 3)")
     second = run(args, env)
     assert second.code == 0, second.stderr
-    assert second.result["tables"][0]["rows_written"] == 1
+    assert second.result.tables[0].rows_written == 1
     assert warehouse_db.execute(
         'select array_agg("Id" order by "Id") from bronze_crm."Orders"'
     ) == [([1, 2, 3],)]
@@ -221,8 +220,8 @@ def test_rowversion_cursor_compares_as_binary(
     mssql_db.execute("UPDATE dbo.Items SET Name = N'b2' WHERE Id = 2")
     second = run(args, env)
     assert second.code == 0, second.stderr
-    assert second.result["tables"][0]["rows_written"] == 1
-    assert second.result["tables"][0]["watermark_after"].startswith("0x")
+    assert second.result.tables[0].rows_written == 1
+    assert second.result.tables[0].watermark_after.startswith("0x")
     assert warehouse_db.execute('select "Name" from bronze_crm."Items" order by "Id"') == [
         ("a",),
         ("b2",),
@@ -248,14 +247,14 @@ def test_keyset_pages_read_every_row_once(
         'select count(*), count(distinct ("OrderId", "Line No")) from bronze_crm."Lines"'
     ) == [(140, 140)]
     plan = run(["plan", "--table", "Lines"], {**env, "DK_SOURCE__PAGE_ROWS": "9"})
-    sql = plan.result["output"]["tables"][0]["sql"]
+    sql = plan.result.output["tables"][0]["sql"]
     assert sql.startswith("SELECT TOP (9)") and "ORDER BY [OrderId], [Line No]" in sql
 
 
 def test_missing_table_fails_the_job_and_bad_login_exits_3(env: dict[str, str]) -> None:
     missing = run(["extract", "--table", "NoSuchTable"], env)
     assert missing.code == 1
-    assert "does not exist" in json.dumps(missing.result)
+    assert "does not exist" in missing.result.model_dump_json()
     wrong = "Wr0ng-Pa55word-Shown-Nowhere"
     login = run(["check"], {**env, "DK_SOURCE__PASSWORD": wrong})
     assert login.code == 3

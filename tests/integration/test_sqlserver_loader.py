@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from datakit_contract.tables import LoadMode, Strategy, TableSpec
 from datakit_core import state
 from datakit_core.bronze import RunContext, load_table
-from datakit_core.job import LoadMode, Strategy, TableSpec
 from datakit_sqlserver import dialect
 from datakit_sqlserver.config import SqlServerSourceSettings
 from datakit_sqlserver.source import SqlServerSource

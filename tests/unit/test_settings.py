@@ -62,10 +62,7 @@ def test_every_problem_is_listed_with_its_path_and_origin(tmp_path: Path) -> Non
         "warehouse.host: Field required; set it in the config file or as DK_WAREHOUSE__HOST"
         in message
     )
-    assert (
-        "tables[0]: Value error, table `orders` uses mode `incremental` and needs a `cursor`"
-        in message
-    )
+    assert "tables[0].cursor: mode `incremental` needs a `cursor` column" in message
     assert "tables[1].mode: Input should be 'full_refresh', 'incremental' or 'snapshot'" in message
     assert f"from config file `{config_file}`" in message
     assert "hunter2" not in message

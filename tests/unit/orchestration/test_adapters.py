@@ -27,11 +27,11 @@ from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from datakit_orchestration import spec
-from datakit_orchestration.adapters import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.docker import DockerDeployment, docker_task
 from datakit_orchestration.adapters.kubernetes import KubernetesDeployment, kubernetes_task
 from datakit_orchestration.adapters.notify import WebhookNotifier, notifiers
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
+from datakit_orchestration.adapters.runtime import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.secrets import (
     SecretEnvironment,
     check_variable_names,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from datetime import date
+from unittest import mock
 
 import pytest
 
-from datakit_core.commands import _config_flags  # the CLI's own flag → config mapping
+from datakit_contract.tables import TableSpec
+from datakit_core.commands import extract_config
+from datakit_core.invocation import Invocation
 from datakit_core.settings import load_config
 from datakit_dbt.cli import app as dbt_app
 from datakit_dbt.config import DbtRunnerConfig
@@ -25,6 +29,7 @@ from datakit_orchestration.plan import (
     plan_tenant,
 )
 from datakit_orchestration.spec import TenantSpec
+from datakit_postgres.cli import RUNNER as POSTGRES_RUNNER
 from datakit_postgres.cli import app as postgres_app
 from datakit_postgres.config import PostgresRunnerConfig
 from tests.unit.orchestration.helpers import TENANTS, base
@@ -240,7 +245,7 @@ def test_globex_plan(globex: TenantPlan) -> None:
         "--mode",
         "snapshot",
     )
-    assert globex.task("extract__crm_contacts").args[-2:] == ("--strategy", "append")
+    assert globex.task("extract__crm_contacts").args[-2:] == ("--cursor", "modified_at")
     plans = globex.task("extract__billing_plans")
     assert plans.args[:3] == ("extract", "--table", "public.plans")
     assert plans.outlets == (f"{wh}/bronze_billing/plans",)
@@ -309,24 +314,28 @@ def test_unknown_task_lists_the_known_ones(acme: TenantPlan) -> None:
 def test_the_runners_accept_the_planned_args_and_env(tenant: str) -> None:
     """Each task's args parse with the runner's own click command, and its env plus the secrets
     load into the runner's own config model: the plan speaks the runner contract."""
-    plan = plan_tenant(load_tenant(TENANTS / f"{tenant}.yaml"))
+    spec = load_tenant(TENANTS / f"{tenant}.yaml")
+    plan = plan_tenant(spec)
     for task in plan.tasks:
         secrets = {s.env_var: "from-a-secret" for s in task.secrets}
-        app, model = (
-            (postgres_app, PostgresRunnerConfig)
-            if task.group == "bronze"
-            else (dbt_app, DbtRunnerConfig)
-        )
+        app = postgres_app if task.group == "bronze" else dbt_app
         params = app.commands[task.args[0]].make_context(task.args[0], list(task.args[1:])).params
-        flags = _config_flags(params) if task.group == "bronze" else {}
-        config = load_config(model, environ={**task.env, **secrets}, flags=flags)
+        with mock.patch.dict(os.environ, {**task.env, **secrets}, clear=True):
+            config = (
+                extract_config(PostgresRunnerConfig, Invocation(POSTGRES_RUNNER.info), params)
+                if task.group == "bronze"
+                else load_config(DbtRunnerConfig)
+            )
         assert config.tenant == tenant
         assert config.warehouse.password is not None
         assert config.warehouse.host == task.env["DK_WAREHOUSE__HOST"]
         if isinstance(config, PostgresRunnerConfig):
             (table,) = config.tables
-            assert task.task_id == f"extract__{config.source.name}_{table.name.split('.')[-1]}"
-            assert table.deletes.value == ("mark" if "--deletes" in task.args else "ignore")
+            (planned,) = [
+                t for s in spec.sources for t in s.tables if task.task_id.endswith(t.bronze_name)
+            ]
+            assert task.task_id == f"extract__{config.source.name}_{table.bronze_name}"
+            assert table == TableSpec.model_validate(planned.model_dump(exclude={"resources"}))
             assert config.source.password is not None
         if isinstance(config, DbtRunnerConfig):
             assert config.dbt_threads == int(task.env["DK_DBT_THREADS"])

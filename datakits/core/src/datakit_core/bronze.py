@@ -27,19 +27,13 @@ from typing import Any, Literal, Protocol
 import psycopg
 from psycopg import sql
 
+from datakit_contract.names import bronze_schema
+from datakit_contract.result import TableResult
+from datakit_contract.tables import Deletes, LoadMode, Strategy, TableSpec
 from datakit_core import state
 from datakit_core.errors import DatakitError, JobFailed, TransientError
-from datakit_core.job import (
-    Deletes,
-    LoadMode,
-    Strategy,
-    TableSpec,
-    bronze_schema,
-    bronze_table_name,
-)
-from datakit_core.logs import Progress
 from datakit_core.pgcopy import Block, relay
-from datakit_core.result import TableResult
+from datakit_core.progress import Progress
 from datakit_core.schema import (
     METADATA_COLUMNS,
     Column,
@@ -145,7 +139,7 @@ def make_plan(
 ) -> TablePlan:
     """Read source and warehouse (writing nothing) and decide what loading `spec` means now."""
     table = source.describe(spec.name)
-    schema, name = bronze_schema(source.name), bronze_table_name(spec)
+    schema, name = bronze_schema(source.name), spec.bronze_name
     existing = _target_columns(warehouse, schema, name)
     schema_plan = plan_schema(f"{schema}.{name}", existing, table.columns)
     cursor = spec.cursor
@@ -163,16 +157,16 @@ def make_plan(
     if upto is None and spec.mode is not LoadMode.INCREMENTAL:
         upto = before  # an empty table keeps the watermark it had
     return TablePlan(
-        spec,
-        table,
-        schema,
-        name,
-        schema_plan,
-        existing is not None,
-        cursor,
-        primary_key,
-        before,
-        upto,
+        spec=spec,
+        source=table,
+        target_schema=schema,
+        target_table=name,
+        schema_plan=schema_plan,
+        target_exists=existing is not None,
+        cursor=cursor,
+        primary_key=primary_key,
+        watermark_before=before,
+        watermark_upto=upto,
     )
 
 
@@ -181,7 +175,7 @@ def load_table(
 ) -> TableResult:
     """Load one table; a failure is recorded in the ledger and returned, never half-applied."""
     started_at, clock = datetime.now(UTC), time.monotonic()
-    key = state.TableKey(ctx.tenant, source.name, bronze_table_name(spec))
+    key = state.TableKey(ctx.tenant, source.name, spec.bronze_name)
     target = f"{bronze_schema(source.name)}.{key.table}"
     try:
         with warehouse.transaction():

@@ -1,95 +1,35 @@
 """The runner CLI skeleton: common options, `version`, `spec`, and the one exception boundary.
 
 Commands return a `RunResult` (or print a self-description and return `None`); `run_cli` emits the
-result, maps every error to its exit code, and is the only place that exits the process.
+result, maps every error to its exit code, and is the only place that exits the process. While a
+command runs, stdout and stderr pass through the secret mask (`masking`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import signal
 import sys
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
-from pydantic import BaseModel
 
+from datakit_contract import env
+from datakit_contract.result import ErrorInfo, RunResult, Status
 from datakit_core.errors import DatakitError, TransientError
+from datakit_core.invocation import Invocation, RunnerInfo
 from datakit_core.logs import LogFormat, setup_logging
-from datakit_core.result import (
-    EXIT_CODES,
-    ErrorInfo,
-    RunResult,
-    Status,
-    TableResult,
-    emit,
-    peak_rss_bytes,
-    status_of,
-)
+from datakit_core.masking import MaskedStream
+from datakit_core.result import emit
 
 log = logging.getLogger(__name__)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@dataclass(frozen=True)
-class RunnerInfo:
-    """Who is running: the CLI name, the image version and the config model `spec` describes."""
-
-    name: str
-    package: str
-    config_model: type[BaseModel]
-
-    @property
-    def version(self) -> str:
-        return os.environ.get("DATAKIT_IMAGE_VERSION") or f"{package_version(self.package)}+dev"
-
-
-@dataclass
-class Invocation:
-    """One process run: carries identity and timing into every `RunResult`."""
-
-    info: RunnerInfo
-    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    command: str = ""
-    config_file: Path | None = None
-
-    def result(
-        self,
-        *,
-        tables: list[TableResult] | None = None,
-        output: dict[str, Any] | None = None,
-        status: Status | None = None,
-        error: ErrorInfo | None = None,
-    ) -> RunResult:
-        tables = tables or []
-        status = status or status_of(tables)
-        finished = datetime.now(UTC)
-        return RunResult(
-            runner=self.info.name,
-            version=self.info.version,
-            command=self.command,
-            run_id=self.run_id,
-            status=status,
-            exit_code=int(EXIT_CODES[status]),
-            started_at=self.started_at,
-            finished_at=finished,
-            duration_s=round((finished - self.started_at).total_seconds(), 3),
-            tables=tables,
-            output=output,
-            error=error,
-            peak_rss_bytes=peak_rss_bytes(),
-        )
 
 
 class Interrupted(TransientError):
@@ -104,14 +44,14 @@ def create_app(info: RunnerInfo, help_text: str, epilog: str) -> click.Group:
         "--config",
         "config_file",
         type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DK_CONFIG",
+        envvar=env.CONFIG,
         help="YAML config file (flags and DK_… variables override it).",
     )
     @click.option(
         "--log-format",
         type=click.Choice(["auto", "json", "text"]),
         default="auto",
-        envvar="DK_LOG_FORMAT",
+        envvar=env.LOG_FORMAT,
         show_default=True,
         help="stderr log format; auto = text on a terminal, JSON lines otherwise.",
     )
@@ -133,6 +73,7 @@ def create_app(info: RunnerInfo, help_text: str, epilog: str) -> click.Group:
                     "runner": info.name,
                     "version": info.version,
                     "datakit_core": package_version("datakit-core"),
+                    "datakit_contract": package_version("datakit-contract"),
                     "python": platform.python_version(),
                 }
             )
@@ -151,6 +92,16 @@ def run_cli(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -
 
 
 def invoke(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -> int:
+    """Run one command with stdout and stderr masked; return its exit code."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskedStream(sys.stdout), MaskedStream(sys.stderr)
+    try:
+        return _invoke(app, info, args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _invoke(app: click.Group, info: RunnerInfo, args: list[str] | None) -> int:
     setup_logging()
     invocation = Invocation(info)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)

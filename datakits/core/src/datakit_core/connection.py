@@ -1,7 +1,7 @@
 """PostgreSQL connection settings and the one place that opens connections.
 
-Connection failures become `TransientError` (exit 3) with a message that names the target
-without its password; every session gets the same fixed output settings so watermarks rendered
+Connection failures become `TransientError` (exit 3) with a message that names the target and
+the settings to check; every session gets the same fixed output settings so watermarks rendered
 as text compare and round-trip the same way on every server.
 """
 
@@ -13,8 +13,8 @@ from typing import Literal
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from datakit_contract.env import env_name
 from datakit_core.errors import TransientError
-from datakit_core.settings import env_name
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +82,18 @@ def connect(
             keepalives_count=3,
         )
     except psycopg.OperationalError as exc:
-        reason = _first_line(str(exc), password)
+        reason = _first_line(str(exc))
         raise TransientError(
             f"Cannot connect to the {role} `{settings.display()}` "
             f"(timeout {settings.connect_timeout} s): {reason}. "
-            f"Check `{env_name((role, 'host'))}`, `{env_name((role, 'port'))}`, "
-            f"`{env_name((role, 'user'))}` and `{env_name((role, 'password'))}`, "
+            f"Check `{env_name(role, 'host')}`, `{env_name(role, 'port')}`, "
+            f"`{env_name(role, 'user')}` and `{env_name(role, 'password')}`, "
             "or run the runner's `check` command."
         ) from None
     log.debug("connected to %s %s", role, settings.display())
     return conn
 
 
-def _first_line(message: str, password: str | None) -> str:
+def _first_line(message: str) -> str:
     line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    if password:
-        line = line.replace(password, "***")
     return line.rstrip(".")

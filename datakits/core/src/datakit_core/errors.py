@@ -1,34 +1,19 @@
-"""Exit codes and the errors that map to them.
+"""The errors a runner raises, each tied to its exit code (`datakit_contract.exit_codes`).
 
-Every runner image keeps the same exit-code contract (see DESIGN.md), so the orchestration layer
-can decide "retry", "skip" or "fail" from the code alone:
-
-    0 success · 1 the job ran and failed · 2 usage or config · 3 connection or transient
-    70 internal bug · 99 nothing to do
-
-Code raises one of the errors below; only the CLI's exception boundary turns them into codes.
+Code raises one of these; only the CLI's exception boundary turns them into exit codes.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import Literal
-
-
-class ExitCode(IntEnum):
-    SUCCESS = 0
-    JOB_FAILED = 1
-    USAGE = 2
-    TRANSIENT = 3
-    INTERNAL = 70
-    NOTHING_TO_DO = 99
+from datakit_contract.exit_codes import ExitCode
+from datakit_contract.result import Status
 
 
 class DatakitError(Exception):
     """An expected failure with a message written for the person who has to fix it."""
 
     exit_code: ExitCode = ExitCode.JOB_FAILED
-    status: Literal["failed", "usage_error", "transient_error", "nothing_to_do"] = "failed"
+    status: Status = "failed"
 
 
 class JobFailed(DatakitError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from datakit_core.logs import Progress
+from datakit_core.progress import Progress
 
 QUEUE_BLOCKS = 16  # at most 16 blocks (≤ 16 MiB) in flight
 

@@ -3,7 +3,8 @@
 Environment variables use `__` for nesting (`DK_SOURCE__HOST` → `source.host`). A variable named
 `…_FILE` reads the value from that file (`DK_WAREHOUSE__PASSWORD_FILE=/run/secrets/wh`), which is
 how secrets reach a container without appearing in argv. Validation reports every problem at once,
-each with its path and where the value came from.
+each with its path and where the value came from. Every secret of a loaded configuration is
+registered with the output mask (`masking`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from datakit_contract.env import ENV_PREFIX, FILE_SUFFIX, env_name
+from datakit_contract.problems import Problems, dotted
 from datakit_core.errors import ConfigError
+from datakit_core.masking import register_secrets
 
-ENV_PREFIX = "DK_"
 SECRET_MARKERS = ("password", "secret", "token", "key_file")
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -46,16 +49,22 @@ def load_config(
         if info.is_required() and isinstance(section, type) and issubclass(section, BaseModel):
             merged.setdefault(name, {})
     try:
-        return model.model_validate(merged)
+        config = model.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, origins)) from None
+    register_secrets(config)
+    return config
 
 
 def format_validation_error(exc: ValidationError, origins: Mapping[tuple[str, ...], str]) -> str:
     problems = []
     for error in exc.errors():
+        found = error.get("ctx", {}).get("error")
+        if isinstance(found, Problems):  # several fields at once, each with its own path
+            problems += [f"  - {dotted(error['loc'] + p.loc)}: {p.message}" for p in found.problems]
+            continue
         loc = tuple(str(part) for part in error["loc"])
-        path = _dotted(error["loc"])
+        path = dotted(error["loc"])
         line = f"  - {path or '(top level)'}: {error['msg']}"
         if "input" in error and error["type"] != "missing" and not _is_secret(loc):
             if not isinstance(error["input"], dict | list):
@@ -64,16 +73,11 @@ def format_validation_error(exc: ValidationError, origins: Mapping[tuple[str, ..
         elif loc in origins and not _is_secret(loc):
             line += f" (from {origins[loc]})"
         if error["type"] == "missing":
-            line += f"; set it in the config file or as {env_name(loc)}"
+            line += f"; set it in the config file or as {env_name(*loc)}"
         problems.append(line)
     count = len(problems)
     header = f"Invalid configuration ({count} problem{'s' if count != 1 else ''}):"
     return "\n".join([header, *problems])
-
-
-def env_name(loc: tuple[str, ...]) -> str:
-    """The environment variable that sets a config path: ("source", "host") → DK_SOURCE__HOST."""
-    return ENV_PREFIX + "__".join(part.upper() for part in loc if not part.isdigit())
 
 
 def _env_layer(
@@ -90,8 +94,9 @@ def _env_layer(
         if path[0] not in top_fields:
             continue
         value: Any = raw
-        if path[-1].endswith("_file") and path[-1] != "_file":
-            path[-1] = path[-1][: -len("_file")]
+        suffix = FILE_SUFFIX.lower()
+        if path[-1].endswith(suffix) and path[-1] != suffix:
+            path[-1] = path[-1][: -len(suffix)]
             value = _read_secret_file(name, raw)
         elif raw.strip().startswith(("[", "{")):
             value = _parse_json(name, raw)
@@ -177,13 +182,6 @@ def _record_origin(
             _record_origin(origins, (*path, str(index)), inner, origin)
     else:
         origins[path] = origin
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _is_secret(loc: tuple[str, ...]) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from datakit_dbt.config import DbtRunnerConfig
+from datakit_dbt.profile import export_profile_environment
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,6 @@ def load_manifest(config: DbtRunnerConfig, vars_: str | None) -> Any | None:
 def bake(config: DbtRunnerConfig) -> None:
     """Parse the project into `<project>/target-baked` with the inputs a default run has."""
     from dbt.cli.main import dbtRunner
-
-    from datakit_dbt.invoke import export_profile_environment
 
     baked = config.project_dir / BAKED_DIR
     export_profile_environment(config)

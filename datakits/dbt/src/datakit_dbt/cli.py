@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from datakit_core.cli import Invocation, RunnerInfo, create_app, run_cli
-from datakit_core.connection import connect
-from datakit_core.logs import register_secret
-from datakit_core.result import ErrorInfo, RunResult
+from datakit_contract.result import RunResult
+from datakit_core.cli import create_app, run_cli
+from datakit_core.invocation import Invocation, RunnerInfo
 from datakit_core.settings import load_config
 from datakit_dbt.config import DbtRunnerConfig
-from datakit_dbt.invoke import DbtFailed, Selection, run_dbt
-
-log = logging.getLogger(__name__)
+from datakit_dbt.invoke import Selection, run_check, run_command
 
 INFO = RunnerInfo("dbt-runner", "datakit-dbt", DbtRunnerConfig)
 
@@ -52,31 +48,18 @@ app = create_app(INFO, "Build Silver and Gold with dbt, as a datakit runner.", E
 def _load(
     inv: Invocation, project_dir: Path | None, target: str | None, test_scope: str | None = None
 ) -> DbtRunnerConfig:
-    config = load_config(
+    return load_config(
         DbtRunnerConfig,
         config_file=inv.config_file,
         flags={"project_dir": project_dir, "target": target, "test_scope": test_scope},
     )
-    if config.warehouse.password is not None:
-        register_secret(config.warehouse.password.get_secret_value())
-    return config
 
 
 @app.command(help="Connect to the warehouse and check the project exists; write nothing.")
 @click.option("--project-dir", type=click.Path(path_type=Path), help="dbt project directory.")
 @click.pass_obj
 def check(inv: Invocation, project_dir: Path | None) -> RunResult:
-    config = _load(inv, project_dir, None)
-    with connect(config.warehouse, role="warehouse", application_name="dbt-runner check") as conn:
-        row = conn.execute("select current_setting('server_version')").fetchone()
-    project = (config.project_dir / "dbt_project.yml").is_file()
-    return inv.result(
-        output={
-            "warehouse": {"address": config.warehouse.display(), "server_version": row and row[0]},
-            "project_dir": str(config.project_dir),
-            "project_found": project,
-        }
-    )
+    return run_check(_load(inv, project_dir, None), inv)
 
 
 def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
@@ -96,13 +79,7 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
             vars=options["vars"],
             full_refresh=bool(options.get("full_refresh")),
         )
-        try:
-            output = run_dbt(config, dbt_args, selection)
-        except DbtFailed as failed:
-            log.error("%s", failed)
-            error = ErrorInfo(type="DbtFailed", message=str(failed))
-            return inv.result(output=failed.output, status="failed", error=error)
-        return inv.result(output=output)
+        return run_command(config, dbt_args, selection, inv)
 
     if full_refresh:
         command = click.option("--full-refresh", is_flag=True, help="Rebuild incremental models.")(

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from datakit_contract.names import NAME_PATTERN, SCHEMA_PREFIX_PATTERN
 from datakit_core.connection import PostgresConnection
-from datakit_core.job import NAME_PATTERN
 
 
 class DbtRunnerConfig(BaseModel):
@@ -29,7 +29,7 @@ class DbtRunnerConfig(BaseModel):
     target: str = Field(default="warehouse", description="dbt target of the profile.")
     tenant_schema_prefix: str = Field(
         default="",
-        pattern=r"^([a-z][a-z0-9_]*_)?$",
+        pattern=SCHEMA_PREFIX_PATTERN,
         description="Prefix of the silver/gold/snapshots schemas when tenants share a database, "
         "for example `acme_`; empty for one warehouse per tenant.",
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import tempfile
 from contextlib import redirect_stdout
@@ -18,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datakit_contract.result import ErrorInfo, RunResult
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, JobFailed, TransientError
+from datakit_core.invocation import Invocation
 from datakit_core.logs import current_format
 from datakit_dbt.baked import load_manifest
 from datakit_dbt.config import DbtRunnerConfig
+from datakit_dbt.profile import PROFILE, check_project, export_profile_environment
 
 log = logging.getLogger(__name__)
 
-PROFILE = "datakit"
-PASSWORD_VARIABLE = "DBT_ENV_SECRET_WAREHOUSE_PASSWORD"  # dbt masks DBT_ENV_SECRET_* in logs
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 
 
@@ -53,9 +53,38 @@ class Selection:
         return args
 
 
+def run_check(config: DbtRunnerConfig, inv: Invocation) -> RunResult:
+    """Connect to the warehouse and look for the project; write nothing."""
+    with connect(config.warehouse, role="warehouse", application_name="dbt-runner check") as conn:
+        row = conn.execute("select current_setting('server_version')").fetchone()
+    warehouse = {"address": config.warehouse.display(), "server_version": row and row[0]}
+    project_found = (config.project_dir / "dbt_project.yml").is_file()
+    return inv.result(
+        output={
+            "warehouse": warehouse,
+            "project_dir": str(config.project_dir),
+            "project_found": project_found,
+        }
+    )
+
+
+def run_command(
+    config: DbtRunnerConfig, command: list[str], selection: Selection, inv: Invocation
+) -> RunResult:
+    """`dbt <command>` as a `RunResult`: failed models and tests make a failed result (exit 1)
+    that still carries every node's outcome."""
+    try:
+        output = run_dbt(config, command, selection)
+    except DbtFailed as failed:
+        log.error("%s", failed)
+        error = ErrorInfo(type="DbtFailed", message=str(failed))
+        return inv.result(output=failed.output, status="failed", error=error)
+    return inv.result(output=output)
+
+
 def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -> dict[str, Any]:
     """Run `dbt <command>`; return the output for `RunResult`, or raise the contract's error."""
-    _check_project(config)
+    check_project(config)
     with connect(config.warehouse, role="warehouse", application_name="dbt-runner check"):
         pass  # an unreachable warehouse exits 3 here, with a clean message, before dbt starts
     work = Path(tempfile.mkdtemp(prefix="datakit-dbt-"))
@@ -110,38 +139,6 @@ class DbtFailed(JobFailed):
         self.output = output
         names = ", ".join(output["failed"][:10]) or "see the dbt log above"
         super().__init__(f"dbt {output['command']} failed: {names}.")
-
-
-def _check_project(config: DbtRunnerConfig) -> None:
-    if not (config.project_dir / "dbt_project.yml").is_file():
-        raise ConfigError(
-            f"No dbt project at `{config.project_dir}` (dbt_project.yml is missing). "
-            "Pass `--project-dir` or set `DK_PROJECT_DIR`."
-        )
-    if not (config.profiles_dir / "profiles.yml").is_file():
-        raise ConfigError(
-            f"No profiles.yml in `{config.profiles_dir}`. Set `DK_PROFILES_DIR` to the directory "
-            f"of an env-only profile named `{PROFILE}`."
-        )
-
-
-def export_profile_environment(config: DbtRunnerConfig) -> None:
-    """The profile and the project read only these variables, set from the validated config."""
-    warehouse = config.warehouse
-    os.environ.update(
-        {
-            "DK_WAREHOUSE__HOST": warehouse.host,
-            "DK_WAREHOUSE__PORT": str(warehouse.port),
-            "DK_WAREHOUSE__DBNAME": warehouse.dbname,
-            "DK_WAREHOUSE__USER": warehouse.user,
-            "DK_WAREHOUSE__SSLMODE": warehouse.sslmode,
-            "DK_TENANT_SCHEMA_PREFIX": config.tenant_schema_prefix,
-            "DK_TEST_SCOPE": config.test_scope,
-            "DK_DBT_THREADS": str(config.dbt_threads),
-            PASSWORD_VARIABLE: warehouse.password.get_secret_value() if warehouse.password else "",
-        }
-    )
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no phoning home
 
 
 def _read_run_results(path: Path) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datakit_core.cli import RunnerInfo, run_cli
+from datakit_core.cli import run_cli
 from datakit_core.commands import SourceRunner, create_source_app
+from datakit_core.invocation import RunnerInfo
 from datakit_postgres.config import PostgresRunnerConfig
 from datakit_postgres.source import open_source
 

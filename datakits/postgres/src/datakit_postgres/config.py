@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
+from datakit_contract.names import NAME_PATTERN
+from datakit_core.config import ExtractConfig
 from datakit_core.connection import PostgresConnection
-from datakit_core.job import NAME_PATTERN, ExtractConfig
 
 
 class PostgresSourceSettings(PostgresConnection):

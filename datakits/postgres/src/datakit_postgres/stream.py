@@ -9,6 +9,8 @@ The child joins the runner's own REPEATABLE READ transaction with `SET TRANSACTI
 the rows it copies are exactly those the runner planned (cursor range, row estimate). Connection
 settings and the password reach it through `PG…` environment variables, never argv. Progress in
 rows comes from `pg_stat_progress_copy` of the child's session, read on the runner's connection.
+A child that loses the source exits 2: that is a `TransientError` (exit 3), any other failure a
+`JobFailed`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg
+from psycopg import sql
 
+from datakit_core.bronze import CopyFormat
 from datakit_core.connection import SESSION_OPTIONS, PostgresConnection
-from datakit_core.errors import JobFailed
+from datakit_core.errors import JobFailed, TransientError
 from datakit_core.pgcopy import Block
+from datakit_core.schema import Column, RowRange, SourceTable
+from datakit_postgres.catalog import PostgresCatalog, identifier
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +42,53 @@ PROGRESS_EVERY_S = 2.0
 PSQL_CONNECTION_LOST = 2  # psql's exit code when the server connection failed or broke
 
 
+class PsqlCopyReader:
+    """The Postgres runner's bulk read: one binary `COPY … TO STDOUT` per table, through psql."""
+
+    copy_format: CopyFormat = "binary"
+
+    def __init__(
+        self, catalog: PostgresCatalog, conn: psycopg.Connection, settings: PostgresConnection
+    ) -> None:
+        self.catalog = catalog
+        self.conn = conn
+        self.settings = settings
+
+    def copy_statement(
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
+    ) -> str:
+        """The COPY that reads `rows` of `table`, each column cast to its Bronze type."""
+        source_types = self.catalog.source_types(table)
+        casts = [c for c in columns if source_types.get(c.name) != c.type]
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        if not casts and not rows.bounded and self.catalog.is_plain_table(table):
+            # COPY of a table skips the executor's projection: the fastest path of all.
+            statement = sql.SQL("copy {} ({}) to stdout (format binary)").format(
+                identifier(table), names
+            )
+        else:
+            projection = sql.SQL(", ").join(
+                sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type))
+                if c in casts
+                else sql.Identifier(c.name)
+                for c in columns
+            )
+            statement = sql.SQL("copy (select {} from {}{}) to stdout (format binary)").format(
+                projection, identifier(table), self.catalog.where(table, rows)
+            )
+        return statement.as_string(self.conn)
+
+    def copy_blocks(
+        self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
+    ) -> Iterator[Block]:
+        statement = self.copy_statement(table, columns, rows)
+        return psql_copy_out(self.conn, self.settings, statement, table.qualified)
+
+
 def psql_copy_out(
-    conn: psycopg.Connection, settings: PostgresConnection, statement: str
+    conn: psycopg.Connection, settings: PostgresConnection, statement: str, table: str
 ) -> Iterator[Block]:
-    """Run `statement` (a `COPY … TO STDOUT`) in `conn`'s snapshot and yield its output.
+    """Run `statement` (a `COPY … TO STDOUT` of `table`) in `conn`'s snapshot; yield its output.
 
     `conn` must be inside a REPEATABLE READ transaction, which stays open while this runs.
     """
@@ -78,8 +127,10 @@ def psql_copy_out(
         if code != 0:
             stderr.seek(0)
             message = stderr.read().decode(errors="replace").strip() or f"psql exited {code}"
-            error = psycopg.OperationalError if code == PSQL_CONNECTION_LOST else psycopg.Error
-            raise error(f"reading the source failed: {message}")
+            where = f"Reading `{table}` from the source `{settings.display()}`"
+            if code == PSQL_CONNECTION_LOST:
+                raise TransientError(f"{where} lost the connection: {message}")
+            raise JobFailed(f"{where} failed: {message}")
 
 
 def _blocks(fd: int, conn: psycopg.Connection, application: str) -> Iterator[Block]:

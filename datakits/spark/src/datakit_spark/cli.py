@@ -13,9 +13,10 @@ from typing import Any
 import click
 import yaml
 
-from datakit_core.cli import Invocation, RunnerInfo, run_cli
+from datakit_contract.result import RunResult
+from datakit_core.cli import run_cli
 from datakit_core.commands import SourceRunner, create_source_app
-from datakit_core.result import RunResult
+from datakit_core.invocation import Invocation, RunnerInfo
 from datakit_core.settings import load_config
 from datakit_spark.conf import executor_pod_template, spark_conf, submit_args
 from datakit_spark.config import SparkRunnerConfig, SubmitConfig

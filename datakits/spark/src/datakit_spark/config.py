@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from datakit_core.job import ExtractConfig
+from datakit_core.config import ExtractConfig
 from datakit_postgres.config import PostgresSourceSettings
 
 MEMORY_PATTERN = r"^[1-9][0-9]*[kmgt]$"

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import yaml
 
 from datakit_core.errors import ConfigError, JobFailed
-from datakit_core.logs import mask
+from datakit_core.masking import MaskedStream
 from datakit_spark.conf import POD_TEMPLATE_NAME, executor_pod_template, spark_conf
 from datakit_spark.config import SparkSettings
 
@@ -73,14 +73,15 @@ def _jvm_output_as_log_records() -> Iterator[None]:
 
     stdout must carry only the RunResult line, and stderr is JSON lines when it is not a terminal:
     the JVM (and the Python workers it forks) inherit the pipe, and a thread turns each line into
-    a record of logger `spark.jvm`, masked like every other record. Lines that are already our
-    records (logged while the pipe stood in for stderr) pass through unchanged.
+    a record of logger `spark.jvm`, written to stderr through the secret mask like every other
+    output. Lines that are already our records (logged while the pipe stood in for stderr) pass
+    through unchanged.
     """
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     saved_out, saved_err = os.dup(1), os.dup(2)
-    out = os.fdopen(os.dup(saved_err), "w", encoding="utf-8", errors="replace")
+    out = MaskedStream(os.fdopen(os.dup(saved_err), "w", encoding="utf-8", errors="replace"))
     threading.Thread(target=_relay, args=(read_end, out), name="jvm-log", daemon=True).start()
     try:
         os.dup2(write_end, 1)
@@ -106,7 +107,7 @@ _LEVELS = {
 }
 
 
-def _relay(read_end: int, out: TextIO) -> None:
+def _relay(read_end: int, out: TextIO | MaskedStream) -> None:
     with os.fdopen(read_end, "rb") as lines:
         for raw in lines:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -127,7 +128,7 @@ def format_jvm_line(line: str) -> str:
         if match
         else (logging.WARNING, "spark.jvm", line)
     )
-    record = logging.LogRecord(name, level, "", 0, mask(message), None, None)
+    record = logging.LogRecord(name, level, "", 0, message, None, None)
     handlers = logging.getLogger().handlers
     return handlers[0].format(record) if handlers else record.getMessage()
 

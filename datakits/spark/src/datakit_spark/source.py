@@ -1,7 +1,7 @@
 """A PostgreSQL source read by Spark: N parallel JDBC partitions, one snapshot, COPY text rows.
 
-The catalog side (describe, discover, cursor ranges, estimates) is the Postgres runner's source;
-only the bulk read differs. For each table:
+The source is the Postgres runner's (`PostgresSource`, with its catalog: describe, discover,
+cursor ranges, estimates); only the bulk reader differs. For each table:
 
 1. In the loader's REPEATABLE READ transaction on the source, the partition key's `min`/`max`
    (within the run's cursor range) are read and the snapshot is exported
@@ -36,15 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from datakit_core.bronze import CopyFormat
-from datakit_core.connection import connect
 from datakit_core.errors import JobFailed, TransientError
 from datakit_core.pgcopy import Block
 from datakit_core.schema import Column, RowRange, SourceTable
+from datakit_postgres.catalog import PostgresCatalog, identifier
 from datakit_postgres.config import PostgresSourceSettings
-from datakit_postgres.source import PostgresSource
+from datakit_postgres.source import PostgresSource, source_connection
 from datakit_spark.config import SparkRunnerConfig, SparkSettings
 from datakit_spark.session import spark_session
 
@@ -121,13 +122,23 @@ def session_init_statement(snapshot_id: str) -> str:
     )
 
 
-class SparkJdbcSource(PostgresSource):
+class SparkJdbcReader:
+    """The Spark runner's bulk reader for a `PostgresSource`: parallel JDBC reads of the rows the
+    catalog describes, in the snapshot of the source connection's transaction."""
+
     copy_format: CopyFormat = "text"
 
     def __init__(
-        self, settings: PostgresSourceSettings, conn: Any, spark: SparkSettings, app_name: str
+        self,
+        catalog: PostgresCatalog,
+        conn: psycopg.Connection,
+        settings: PostgresSourceSettings,
+        spark: SparkSettings,
+        app_name: str,
     ) -> None:
-        super().__init__(settings, conn)
+        self.catalog = catalog
+        self.conn = conn
+        self.settings = settings
         self.spark_settings = spark
         self.app_name = app_name
         self._session: Any = None
@@ -154,10 +165,9 @@ class SparkJdbcSource(PostgresSource):
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> PartitionedRead:
         """The partitioned query, with bounds read in the current snapshot."""
-        source_types = self._source_types[table.qualified]
-        line = row_as_copy_text(columns, source_types)
-        where = self._where(table, rows)
-        target = sql.Identifier(table.schema, table.name)
+        line = row_as_copy_text(columns, self.catalog.source_types(table))
+        where = self.catalog.where(table, rows)
+        target = identifier(table)
         column = self._partition_column(table)
         if column is None:
             query = sql.SQL("(select {} as {} from {}{}) as dk_rows").format(
@@ -182,7 +192,7 @@ class SparkJdbcSource(PostgresSource):
         return PartitionedRead(query.as_string(self.conn), column, lower, upper, partitions)
 
     def _partition_column(self, table: SourceTable) -> str | None:
-        types = self._source_types[table.qualified]
+        types = self.catalog.source_types(table)
         configured = self.spark_settings.partition_columns
         chosen = configured.get(table.name) or configured.get(table.qualified)
         if chosen is not None:
@@ -208,8 +218,7 @@ class SparkJdbcSource(PostgresSource):
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
     ) -> Iterator[Block]:
         read = self.plan_read(table, columns, rows)
-        row = self.conn.execute("select pg_export_snapshot()").fetchone()
-        assert row is not None
+        snapshot = self.catalog.export_snapshot()
         folder = Path(self.spark_settings.staging_dir) / f"{table.name[:40]}-{uuid.uuid4().hex}"
         spark = self._spark()
         group = f"datakit-{uuid.uuid4().hex}"
@@ -218,7 +227,7 @@ class SparkJdbcSource(PostgresSource):
         # warehouse: the warehouse's COPY overlaps the source reads of the other partitions.
         job = threading.Thread(
             target=self._read_job,
-            args=(spark, group, folder, read, str(row[0]), table, failure),
+            args=(spark, group, folder, read, snapshot, table, failure),
             name="spark-read",
             daemon=True,
         )
@@ -347,9 +356,6 @@ _CONNECTION_STATES = ("08001", "08004", "08006", "08003", "57P01", "57P03")
 def _spark_error(exc: Exception, table: SourceTable, settings: PostgresSourceSettings) -> Exception:
     """A JVM failure as the runner's error: connection trouble is transient (exit 3)."""
     text = str(exc)
-    password = settings.password.get_secret_value() if settings.password else None
-    if password:
-        text = text.replace(password, "***")
     cause = next(
         (
             line.strip()
@@ -367,23 +373,14 @@ def _spark_error(exc: Exception, table: SourceTable, settings: PostgresSourceSet
 
 
 @contextmanager
-def open_source(config: SparkRunnerConfig) -> Iterator[SparkJdbcSource]:
-    """The catalog connection (as the Postgres runner opens it) and, once a table is copied,
-    Spark; both end with the command."""
-    from psycopg import IsolationLevel
-
-    conn = connect(
-        config.source, role="source", application_name=f"spark-runner {config.source.name}"
-    )
-    conn.isolation_level = IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    source = SparkJdbcSource(
-        config.source, conn, config.spark, f"spark-runner {config.source.name}"
-    )
-    try:
-        yield source
-    finally:
+def open_source(config: SparkRunnerConfig) -> Iterator[PostgresSource]:
+    """The Postgres runner's source with Spark as its bulk reader; Spark starts when the first
+    table is copied, and stops with the command."""
+    app_name = f"spark-runner {config.source.name}"
+    with source_connection(config.source, app_name) as conn:
+        catalog = PostgresCatalog(conn, config.source, "spark-runner")
+        reader = SparkJdbcReader(catalog, conn, config.source, config.spark, app_name)
         try:
-            source.close()
+            yield PostgresSource(config.source, conn, catalog, reader)
         finally:
-            conn.close()
+            reader.close()

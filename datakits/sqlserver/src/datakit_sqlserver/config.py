@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from datakit_core.job import NAME_PATTERN, ExtractConfig
+from datakit_contract.names import NAME_PATTERN
+from datakit_core.config import ExtractConfig
 
 
 class SqlServerSourceSettings(BaseModel):

@@ -36,8 +36,8 @@ def error_number(exc: BaseException) -> int | None:
     return None
 
 
-def error_text(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """The driver's message on one line, without DB-Lib's repeated headers or any secret."""
+def error_text(exc: BaseException) -> str:
+    """The driver's message on one line, without DB-Lib's repeated headers."""
     first = exc.args[0] if exc.args else ""
     raw = first[1] if isinstance(first, tuple) and len(first) > 1 else (first or exc)
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
@@ -46,9 +46,6 @@ def error_text(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
         if line and line not in lines:
             lines.append(line)
     message = "; ".join(lines) or type(exc).__name__
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
     return message.rstrip(".")
 
 
@@ -59,9 +56,9 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, pymssql.InterfaceError)
 
 
-def map_error(exc: BaseException, doing: str, secrets: tuple[str, ...] = ()) -> DatakitError:
+def map_error(exc: BaseException, doing: str) -> DatakitError:
     """The runner error for a driver error raised while `doing` (a phrase naming the target)."""
-    text = error_text(exc, secrets)
+    text = error_text(exc)
     if is_transient(exc):
         return TransientError(
             f"{doing} failed: {text}. This is a connection, login or contention problem; the "

@@ -360,15 +360,11 @@ class SqlServerSource(Source):
             raise self._error(exc, f"`{statement}` on the source") from None
 
     def _error(self, exc: pymssql.Error, doing: str) -> DatakitError:
-        return map_error(exc, f"{doing} `{self.settings.display()}`", _secrets(self.settings))
+        return map_error(exc, f"{doing} `{self.settings.display()}`")
 
 
 def _table(table: SourceTable) -> str:
     return dialect.qualified(table.schema, table.name)
-
-
-def _secrets(settings: SqlServerSourceSettings) -> tuple[str, ...]:
-    return (settings.password.get_secret_value(),) if settings.password else ()
 
 
 def connect(settings: SqlServerSourceSettings, application_name: str) -> Any:
@@ -399,7 +395,7 @@ def connect(settings: SqlServerSourceSettings, application_name: str) -> Any:
             arraysize=settings.fetch_rows,
         )
     except pymssql.Error as exc:
-        reason = error_text(exc, _secrets(settings))
+        reason = error_text(exc)
         raise TransientError(
             f"Cannot connect to the source `{settings.display()}` "
             f"(timeout {settings.connect_timeout} s): {reason}. Check `DK_SOURCE__HOST`, "

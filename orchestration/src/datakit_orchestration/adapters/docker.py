@@ -27,7 +27,8 @@ from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Context
 
-from datakit_orchestration.adapters import asset
+from datakit_contract.result import XCOM_FILE
+from datakit_orchestration.adapters.assets import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
 from datakit_orchestration.adapters.secrets import SecretEnvironment
 from datakit_orchestration.plan import TaskPlan, TenantPlan
@@ -35,8 +36,6 @@ from datakit_orchestration.plan import TaskPlan, TenantPlan
 # DockerOperator reports a failed container as "Docker container failed: {'StatusCode': 3, …}",
 # the wait status the Docker API returned; the exception carries no other field for it.
 _STATUS_CODE = re.compile(r"""['"]StatusCode['"]:\s*(\d+)""")
-
-XCOM_FILE = "/airflow/xcom/return.json"  # where every runner writes its RunResult
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk import Context
 from kubernetes.client import models as k8s
 
-from datakit_orchestration.adapters import asset
+from datakit_orchestration.adapters.assets import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
 from datakit_orchestration.plan import TaskPlan, TenantPlan
 

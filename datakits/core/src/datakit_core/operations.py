@@ -1,0 +1,177 @@
+"""What a source runner does, as plain functions: a config in, a `RunResult` out.
+
+`check`, `discover`, `plan`, `extract` and the `state` commands of every source runner are these
+functions; the click app (`commands`) only turns flags into a config and calls them. Call them
+from Python or tests the same way:
+
+    result = run_extract(config, open_source, Invocation(info))
+
+`open_source` is the runner's own part: a function that opens its `Source` for a config.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel
+
+from datakit_contract.result import RunResult
+from datakit_contract.tables import LoadMode, TableSpec
+from datakit_core import state
+from datakit_core.bronze import RunContext, Source, TablePlan, load_table, make_plan
+from datakit_core.config import ExtractConfig, StateConfig
+from datakit_core.connection import PostgresConnection, connect
+from datakit_core.errors import ConfigError
+from datakit_core.invocation import Invocation
+
+log = logging.getLogger(__name__)
+
+OpenSource = Callable[[Any], AbstractContextManager[Source]]
+
+
+def run_check(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:
+    """Connect to the source and the warehouse; write nothing."""
+    with open_source(config) as source:
+        source_info = source.check()
+    with open_warehouse(config.warehouse, inv) as warehouse:
+        row = warehouse.execute("select current_setting('server_version')").fetchone()
+    warehouse_info = {
+        "server_version": row[0] if row else None,
+        "address": config.warehouse.display(),
+    }
+    log.info("source and warehouse are reachable")
+    return inv.result(output={"source": source_info, "warehouse": warehouse_info})
+
+
+def run_discover(config: BaseModel, open_source: OpenSource, inv: Invocation) -> RunResult:
+    """The source's catalog: tables, columns, Bronze types, keys. `config` needs only the
+    `source` section: discover reads no warehouse."""
+    with open_source(config) as source:
+        tables = source.discover()
+    return inv.result(output={"tables": tables})
+
+
+def run_plan(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:
+    """What `run_extract` would do now, table by table; writes nothing."""
+    plans = []
+    with open_source(config) as source, open_warehouse(config.warehouse, inv) as warehouse:
+        for spec in select_tables(config, source):
+            with source.snapshot(), warehouse.transaction():
+                warehouse.execute("set transaction read only")
+                plan = make_plan(warehouse, source, spec, config.tenant)
+                plans.append(describe_plan(plan, source))
+    return inv.result(output={"tables": plans})
+
+
+def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:
+    """Load the tables into Bronze, each exactly once (see `bronze.load_table`)."""
+    ctx = RunContext(
+        run_id=inv.run_id,
+        tenant=config.tenant,
+        runner=inv.info.name,
+        image_version=inv.info.version,
+        lock_timeout_s=config.lock_timeout_s,
+    )
+    with open_source(config) as source, open_warehouse(config.warehouse, inv) as warehouse:
+        tables = select_tables(config, source)
+        state.ensure_state_schema(warehouse)
+        results = [load_table(warehouse, source, spec, ctx) for spec in tables]
+    return inv.result(tables=results)
+
+
+def show_state(config: StateConfig, inv: Invocation, table: str | None = None) -> RunResult:
+    """The watermarks of this tenant and source (one table's with `table`)."""
+    with open_warehouse(config.warehouse, inv) as warehouse:
+        marks = (
+            state.list_watermarks(warehouse, config.tenant, config.source.name)
+            if state.state_schema_exists(warehouse)
+            else []
+        )
+    if table:
+        marks = [m for m in marks if m["table_name"] == _bronze_name(table)]
+    return inv.result(output={"watermarks": marks})
+
+
+def set_state(
+    config: StateConfig, inv: Invocation, table: str, cursor: str, value: str
+) -> RunResult:
+    """Set a table's watermark: the next incremental run starts after `value`."""
+    return _change_watermark(config, inv, table, (cursor, value))
+
+
+def reset_state(config: StateConfig, inv: Invocation, table: str) -> RunResult:
+    """Forget a table's watermark: the next incremental run reloads everything."""
+    return _change_watermark(config, inv, table, None)
+
+
+def select_tables(config: ExtractConfig, source: Source) -> list[TableSpec]:
+    """The tables of a run: the configured ones, then with `all_tables` every other table of the
+    source schema, loaded with `table_defaults`."""
+    specs = list(config.tables)
+    if config.all_tables:
+        named = {spec.name for spec in specs}
+        defaults = config.table_defaults.model_dump(exclude_none=True)
+        specs += [
+            TableSpec(name=name, **defaults) for name in source.list_tables() if name not in named
+        ]
+    if not specs:
+        raise ConfigError(
+            "No tables to load. Name them with `--table NAME` (repeatable), `--all-tables`, "
+            "or `tables:` in the config file."
+        )
+    return specs
+
+
+def describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
+    """A table's plan as `plan` prints it."""
+    columns = plan.schema_plan.columns
+    ddl = (
+        plan.schema_plan.changes
+        if plan.target_exists
+        else [f"create table {plan.target} ({len(columns)} columns + metadata)"]
+    )
+    return {
+        "table": plan.spec.name,
+        "target": plan.target,
+        "mode": plan.spec.mode.value,
+        "strategy": plan.spec.strategy.value if plan.spec.mode is LoadMode.INCREMENTAL else None,
+        "cursor": plan.cursor,
+        "primary_key": list(plan.primary_key),
+        "deletes": plan.spec.deletes.value,
+        "watermark_before": plan.watermark_before,
+        "watermark_upto": plan.watermark_upto,
+        "has_work": plan.has_work,
+        "row_estimate": source.estimate_rows(plan.source, plan.rows) if plan.has_new_rows else 0,
+        "sql": source.copy_statement(plan.source, columns, plan.rows),
+        "target_ddl": ddl,
+    }
+
+
+def open_warehouse(settings: PostgresConnection, inv: Invocation) -> psycopg.Connection:
+    return connect(settings, role="warehouse", application_name=f"{inv.info.name} {inv.run_id[:8]}")
+
+
+def _change_watermark(
+    config: StateConfig, inv: Invocation, table: str, watermark: tuple[str, str] | None
+) -> RunResult:
+    key = state.TableKey(config.tenant, config.source.name, _bronze_name(table))
+    with open_warehouse(config.warehouse, inv) as warehouse:
+        state.ensure_state_schema(warehouse)
+        with warehouse.transaction():
+            state.lock_table(warehouse, key, config.lock_timeout_s)
+            before = state.read_watermark(warehouse, key)
+            if watermark is None:
+                state.delete_watermark(warehouse, key)
+            else:
+                state.write_watermark(warehouse, key, *watermark, inv.run_id)
+    after = watermark[1] if watermark else None
+    log.info("watermark of %s: %s → %s", key, before.value, after)
+    return inv.result(output={"table": key.table, "before": before.value, "after": after})
+
+
+def _bronze_name(table: str) -> str:
+    return TableSpec(name=table).bronze_name

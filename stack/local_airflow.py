@@ -1,0 +1,322 @@
+"""A local Airflow deployment of the tenant DAGs, as `make up`, `make demo` and the end-to-end
+test run it: the one place that prepares it.
+
+A home (`AIRFLOW_HOME`) has a SQLite metadata database, the DAG files of the tenant files, every
+tenant's pools, the tenants' secrets as Variables in the metadata database, the Docker runtime and
+the runner images under the names the tenant files pin. Airflow always runs as a subprocess (the
+CLI, `airflow dags test`, or the daemons under supervisord), with the environment of `env()`, so
+the caller's process never configures Airflow; states, durations and XComs of a test run are read
+back from the metadata database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datakit_orchestration.dagfiles import pools, sync_dag_files
+from datakit_orchestration.loader import load_tenants
+from datakit_orchestration.plan import SecretRef, plan_tenant
+from datakit_orchestration.spec import TenantSpec
+from stack import ROOT, StackError
+
+AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
+TENANTS = ROOT / "orchestration" / "tenants"
+DAGS = ROOT / "orchestration" / "dags"
+COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
+HEALTH_PARTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+RUN_TIMEOUT_S = 3600
+
+log = logging.getLogger(__name__)
+
+
+class AirflowCommandFailed(StackError):
+    pass
+
+
+def demo_password(service: str) -> str:
+    """The password of demo database `service` (`source-db`, `warehouse-db`): the default written
+    once in stack/docker-compose.yml, unless the variable compose reads there is set."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    setting = str(services[service]["environment"]["POSTGRES_PASSWORD"])
+    found = re.fullmatch(r"\$\{(\w+):-(.+)\}", setting)
+    if not found:
+        raise StackError(
+            f"{COMPOSE_FILE}: `{service}` must set POSTGRES_PASSWORD as `${{VARIABLE:-default}}`, "
+            f"not `{setting}`"
+        )
+    return os.environ.get(found[1]) or found[2]
+
+
+def auth_users() -> dict[str, str]:
+    """User → role of the simple auth manager; Airflow generates each user's password into the
+    home's `simple_auth_manager_passwords.json.generated`. Per-tenant users (each seeing only its
+    tenant's DAGs) are to be added here, beside `admin`."""
+    return {"admin": "admin"}
+
+
+def tag_images(tenants: Path) -> None:
+    """Tag each locally built `etl/<tech>-runner:<version>` as every
+    `<registry>/etl/<tech>-runner:<version>` a valid tenant file pins, so DockerOperator finds it
+    without pulling (it pulls only a missing image). Images not built are reported, not fatal: the
+    DAGs load, their tasks fail until `make images` has run."""
+    specs, _errors = load_tenants(tenants)
+    # A digest pin (DK_IMAGE_LOCK) names a released image: pulled, never tagged from a local build.
+    pinned = sorted({t.image for s in specs for t in plan_tenant(s).tasks if "@" not in t.image})
+    missing = []
+    for image in pinned:
+        local = "etl/" + image.rsplit("/etl/", 1)[-1]
+        inspect = subprocess.run(["docker", "image", "inspect", local], capture_output=True)
+        if inspect.returncode != 0:
+            missing.append(local)
+            continue
+        subprocess.run(["docker", "tag", local, image], check=True)
+        log.info("tagged %s as %s", local, image)
+    if missing:
+        log.warning(
+            "WARNING: not built, so not tagged: %s. The DAGs load, but their tasks need the "
+            "images: run `make images`, then `make up`.",
+            ", ".join(sorted(set(missing))),
+        )
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    task_id: str
+    state: str | None
+    duration_s: float | None
+    xcom: Any  # the runner's RunResult (a JSON object) for a task that finished
+
+
+@dataclass(frozen=True)
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, TaskRun]
+    output: str  # what `airflow dags test` printed, for diagnosis
+    seconds: float
+
+    def task_states(self) -> dict[str, str | None]:
+        return {task_id: task.state for task_id, task in self.tasks.items()}
+
+    def result(self, task_id: str) -> dict[str, Any]:
+        """The RunResult the task pushed as its XCom (a JSON object under both runtimes)."""
+        xcom = self.tasks[task_id].xcom if task_id in self.tasks else None
+        if not isinstance(xcom, dict):
+            raise AssertionError(
+                f"the XCom of `{task_id}` is not a RunResult object: {xcom!r}\n{self.tail()}"
+            )
+        return xcom
+
+    def tail(self, chars: int = 12000) -> str:
+        return self.output[-chars:]
+
+
+@dataclass(frozen=True)
+class LocalAirflow:
+    """One `AIRFLOW_HOME` running the DAGs of the tenant files in `tenants` with Docker; its API
+    server (when one runs, see stack/supervisord.conf) listens on 127.0.0.1:`port`."""
+
+    home: Path
+    tenants: Path = TENANTS
+    dags: Path = DAGS
+    port: int = 8080
+    parallelism: int = 4  # LocalExecutor task slots: a laptop's share
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def env(self) -> dict[str, str]:
+        """The environment of every Airflow process and command of this home. It holds no secret:
+        the JWT secret and Fernet key are generated into `airflow.cfg` by the first command, and the
+        tenants' secrets are Variables in the metadata database. None of the caller's `AIRFLOW…`
+        (`AIRFLOW_VAR_…` above all) or `DATAKIT…` variables is passed on: the home's settings are
+        these and its `airflow.cfg`. The caller's `DK_…` settings (`DK_IMAGE_LOCK`) pass."""
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DATAKIT"))
+        }
+        return inherited | {
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                f"{user}:{role}" for user, role in auth_users().items()
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
+            "DATAKIT_RUNTIME": "docker",
+        }
+
+    def airflow(self, *args: str, timeout: float = 600) -> str:
+        proc = subprocess.run(
+            [str(AIRFLOW), *args], env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+        if proc.returncode != 0:
+            raise AirflowCommandFailed(
+                f"`airflow {' '.join(args)}` exited {proc.returncode} (AIRFLOW_HOME={self.home})"
+                f"\nstdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-6000:]}"
+            )
+        return proc.stdout
+
+    def database_variables(
+        self, spec: TenantSpec, *, warehouse: str, sources: str
+    ) -> dict[str, str]:
+        """Airflow Variable → value of the tenant's database passwords: `warehouse` for its
+        warehouse, `sources` for every source (the demo and the tests have one source server).
+        Every secret the tenant's tasks read must be one of them."""
+        values = {
+            SecretRef(s.password_secret.name, s.password_secret.key): sources for s in spec.sources
+        }
+        secret = spec.warehouse.password_secret
+        values[SecretRef(secret.name, secret.key)] = warehouse
+        plan = plan_tenant(spec)
+        missing = {s.secret for task in plan.tasks for s in task.secrets} - set(values)
+        if missing:
+            names = ", ".join(f"`{ref.name}/{ref.key}`" for ref in sorted(missing, key=str))
+            raise StackError(
+                f"tenant `{spec.tenant}` reads secrets {names} that are not database passwords; "
+                "set them as Airflow Variables yourself (orchestration/README.md, Secrets)"
+            )
+        # The naming rule lives with the Docker adapter, which imports Airflow; importing Airflow
+        # creates `$AIRFLOW_HOME/logs`, so it must be this home's, never `~/airflow`.
+        os.environ.setdefault("AIRFLOW_HOME", str(self.home))
+        from datakit_orchestration.adapters.secrets import variable_name
+
+        return {variable_name(plan.tenant, ref): value for ref, value in values.items()}
+
+    def prepare(self, variables: Mapping[str, str]) -> None:
+        """Make the home ready to run the tenants' DAGs: DAG files in step with the tenant files,
+        the metadata database migrated, every tenant's pools, `variables` (the tenants' secrets)
+        and the runner images tagged as the tenants pin them. Twice is harmless."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for problem in sync_dag_files(self.tenants, self.dags, check=False):
+            log.info("DAG files: %s (rewritten)", problem)
+        self.airflow("db", "migrate")
+        self._import("pools", pools(self.tenants))
+        self._import("variables", variables)
+        log.info("airflow: the pools of every tenant and %d Variables are set", len(variables))
+        tag_images(self.tenants)
+
+    def _import(self, kind: str, content: Mapping[str, Any]) -> None:
+        """`airflow <kind> import` of `content`, from a file only its owner can read (mkstemp),
+        deleted right after: the values never reach argv, the output or a file left behind."""
+        fd, name = tempfile.mkstemp(prefix=f".{kind}-", suffix=".json", dir=self.home)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(content, handle)
+            self.airflow(kind, "import", name)
+        finally:
+            os.unlink(name)
+
+    def check_dags(self) -> None:
+        """Parse the DAG folder into the metadata database; fail on any import error, naming the
+        file and the loader's message."""
+        self.airflow("dags", "reserialize")
+        errors = json.loads(_last_line(self.airflow("dags", "list-import-errors", "-o", "json")))
+        if errors:
+            raise AirflowCommandFailed(
+                "the DAG folder has import errors:\n"
+                + "\n".join(json.dumps(error) for error in errors)
+            )
+
+    def health(self) -> dict[str, str]:
+        """Each part's status, as Airflow reports it; `unreachable` when the API does not answer."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as reply:
+                body = json.load(reply)
+        except (OSError, ValueError):
+            return dict.fromkeys(HEALTH_PARTS, "unreachable")
+        return {part: str((body.get(part) or {}).get("status")) for part in HEALTH_PARTS}
+
+    def wait_healthy(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (status := self.health()) and set(status.values()) != {"healthy"}:
+            if time.monotonic() > deadline:
+                parts = ", ".join(f"{part}: {value}" for part, value in status.items())
+                raise StackError(
+                    f"Airflow is not healthy after {seconds:.0f} s at "
+                    f"{self.url}/api/v2/monitor/health ({parts})"
+                )
+            time.sleep(1)
+
+    def run_dag(self, dag_id: str, logical_date: str) -> DagRun:
+        """`airflow dags test <dag_id> <logical_date>`, then what the database recorded."""
+        started = time.monotonic()
+        proc = subprocess.run(
+            [str(AIRFLOW), "dags", "test", dag_id, logical_date],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        output = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        return self._read_run(dag_id, logical_date, output, time.monotonic() - started)
+
+    def _read_run(self, dag_id: str, logical_date: str, output: str, seconds: float) -> DagRun:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            found = db.execute(
+                "select run_id, state from dag_run where dag_id = ? and logical_date like ?",
+                (dag_id, f"{logical_date}%"),
+            ).fetchall()
+            if len(found) != 1:
+                raise AirflowCommandFailed(
+                    f"no single run of `{dag_id}` for {logical_date}: {found}\n{output[-6000:]}"
+                )
+            run_id, state = found[0]
+            xcoms = {
+                task_id: json.loads(value) if isinstance(value, str | bytes) else value
+                for task_id, value in db.execute(
+                    "select task_id, value from xcom "
+                    "where dag_id = ? and run_id = ? and key = 'return_value'",
+                    (dag_id, run_id),
+                ).fetchall()
+            }
+            tasks = {
+                task_id: TaskRun(task_id, task_state, _seconds(start, end), xcoms.get(task_id))
+                for task_id, task_state, start, end in db.execute(
+                    "select task_id, state, start_date, end_date from task_instance "
+                    "where dag_id = ? and run_id = ?",
+                    (dag_id, run_id),
+                ).fetchall()
+            }
+        return DagRun(dag_id, run_id, state, tasks, output, seconds)
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not (start and end):
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _last_line(text: str) -> str:
+    """The CLI's JSON output is its last line (Airflow logs warnings to stdout before it)."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "[]"
