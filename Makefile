@@ -63,6 +63,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy registry/release.py  # a script, not a package: mypy takes it on its own
 	$(VENV)/bin/mypy stack
+	$(VENV)/bin/mypy demo benchmarks  # the demo's and the benchmarks' scripts, packages of their own
 	$(PY) -m datakit_orchestration.schema --check
 	$(PY) -m datakit_orchestration.dagfiles --check
 
@@ -89,7 +90,7 @@ bench-spark: setup images ## Spark runner vs Postgres runner on TPC-H lineitem (
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh spark
 
 bench-dags: setup ## Airflow parse time of the DAG folder for 1, 10 and 100 tenants of 40 tables
-	$(PY) benchmarks/bench_dag_parse.py
+	$(PY) -m benchmarks.bench_dag_parse
 
 .PHONY: registry registry-down release
 registry: setup engine ## Start the local image registry on 127.0.0.1:5000 (registry/README.md)

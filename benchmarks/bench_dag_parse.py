@@ -27,13 +27,10 @@ from typing import Any
 import click
 import yaml
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import RESULTS_FILE, append_results, cpu_model
+from datakit_orchestration.dagfiles import sync_dag_files
 
-from bench_postgres_runner import _cpu_model, append_results  # noqa: E402
-
-from datakit_orchestration.dagfiles import sync_dag_files  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TABLES_PER_TENANT = 40
 PARSE = """
@@ -83,7 +80,8 @@ def parse_once(dags_dir: Path, airflow_home: Path) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         raise click.ClickException(f"parsing {dags_dir} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    parsed: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return parsed
 
 
 def measure(count: int, repeat: int) -> dict[str, Any]:
@@ -113,7 +111,7 @@ def render(results: list[dict[str, Any]], repeat: int) -> str:
         f"## {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — DAG folder parse time, "
         f"{TABLES_PER_TENANT} tables per tenant",
         "",
-        f"- Machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
         f" Airflow {airflow.__version__}; `DagBag` filled in one process (the dag processor "
         "parses files in parallel), Airflow imported before the clock starts; median of "
         f"{repeat}.",
@@ -134,7 +132,7 @@ def render(results: list[dict[str, Any]], repeat: int) -> str:
 @click.command()
 @click.option("--tenants", "counts", default="1,10,100", show_default=True)
 @click.option("--repeat", type=int, default=3, show_default=True)
-@click.option("--results", type=click.Path(path_type=Path), default=HERE / "RESULTS.md")
+@click.option("--results", type=click.Path(path_type=Path), default=RESULTS_FILE)
 def main(counts: str, repeat: int, results: Path) -> None:
     """Time the parse of 1, 10 and 100 generated tenants; append the result to RESULTS.md."""
     measured = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,16 +25,12 @@ from typing import Any
 
 import click
 
+from benchmarks.common import RESULTS_FILE, Endpoint, append_results, machine_info
 from datakit_contract.result import RunResult
+from demo.change_batch import apply_change_batch
+from demo.seed_tpch import seed_tpch
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-
-from bench_postgres_runner import Endpoint, append_results, machine_info  # noqa: E402
-
-from demo.change_batch import apply_change_batch  # noqa: E402
-from demo.seed_tpch import seed_tpch  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SCHEMAS = ("bronze_erp", "silver", "snapshots", "gold", "datakit")
 Q1_SOURCE = """
@@ -74,16 +69,6 @@ def docker_run(image: str, args: list[str], env: dict[str, str], volumes: list[s
             f"`{image} {' '.join(args)}` exited {proc.returncode}:\n{proc.stderr[-3000:]}"
         )
     return Step(f"{image} {' '.join(args)}", seconds, RunResult.from_stdout(proc.stdout))
-
-
-def connection_env(role: str, endpoint: Endpoint) -> dict[str, str]:
-    prefix = f"DK_{role.upper()}__"
-    return {
-        f"{prefix}HOST": endpoint.host,
-        f"{prefix}PORT": str(endpoint.port),
-        f"{prefix}DBNAME": endpoint.dbname,
-        f"{prefix}USER": endpoint.user,
-    }
 
 
 def node_seconds(result: RunResult) -> dict[str, float]:
@@ -174,7 +159,7 @@ def render(report: dict[str, Any]) -> str:
 @click.option("--postgres-image", required=True)
 @click.option("--dbt-image", required=True)
 @click.option("--no-seed", is_flag=True, help="Reuse the source as it is.")
-@click.option("--results", type=click.Path(path_type=Path), default=HERE / "RESULTS.md")
+@click.option("--results", type=click.Path(path_type=Path), default=RESULTS_FILE)
 def main(
     scale: float,
     fraction: float,
@@ -205,13 +190,13 @@ def main(
     with warehouse.connect() as conn:
         conn.execute(f"drop schema if exists {', '.join(SCHEMAS)} cascade")
     extract_env = {
-        **connection_env("source", source),
-        **connection_env("warehouse", warehouse),
+        **source.runner_env(),
+        **warehouse.runner_env(),
         **env_password,
         "DK_CONFIG": "/etc/datakit/erp.yaml",
     }
     dbt_env = {
-        **connection_env("warehouse", warehouse),
+        **warehouse.runner_env(),
         warehouse.password_env: env_password[warehouse.password_env],
     }
     config = [f"{ROOT / 'demo' / 'erp.yaml'}:/etc/datakit/erp.yaml:ro"]

@@ -14,12 +14,9 @@ See benchmarks/README.md for how to run it; results are appended to benchmarks/R
 
 from __future__ import annotations
 
-import datetime as dt
-import importlib.util
 import json
 import logging
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -29,22 +26,30 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import click
-import psutil
 import psycopg
 from psycopg import sql
 
+from benchmarks.common import (
+    RESULTS_FILE,
+    BenchError,
+    Endpoint,
+    append_results,
+    count_rows,
+    machine_info,
+    seed_source,
+    try_checkpoint,
+)
 from datakit_contract.names import bronze_schema
 from datakit_contract.result import RunResult
 
 log = logging.getLogger("bench_postgres_runner")
 
-HERE = Path(__file__).resolve().parent
-SEEDER = HERE.parent / "demo" / "seed_tpch.py"
 PIPE_SCHEMA = "bench_pipe"
 PATHS = ("pipe", "pipe+meta", "runner")  # the order they alternate in, every repetition
 # summary key → the path the runner's throughput is divided by; the first is the headline.
@@ -53,137 +58,13 @@ MB = 1_000_000  # MB/s uses decimal megabytes of the binary COPY stream.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-class BenchError(Exception):
-    """The benchmark cannot go on or its results are wrong; the CLI exits 1 with the message."""
+# --- preparation ----------------------------------------------------------------------------------
 
 
-# --- connections --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One PostgreSQL database as both psql and psycopg reach it; the password stays in env."""
-
-    role: str  # "source" or "warehouse": names the DK_<ROLE>__* variables
-    host: str
-    port: int
-    dbname: str
-    user: str
-
-    @property
-    def password_env(self) -> str:
-        return f"DK_{self.role.upper()}__PASSWORD"
-
-    @property
-    def url(self) -> str:
-        """Safe to log: no password."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
-
-    def connect(self) -> psycopg.Connection:
-        password = os.environ.get(self.password_env)
-        params = {"password": password} if password is not None else {}
-        try:
-            return psycopg.connect(
-                host=self.host,
-                port=self.port,
-                dbname=self.dbname,
-                user=self.user,
-                autocommit=True,
-                application_name="bench_postgres_runner",
-                **params,
-            )
-        except psycopg.OperationalError as exc:
-            raise BenchError(
-                f"Cannot connect to `{self.url}`: {str(exc).strip()}\n"
-                f"Check the --{self.role}-* options and `{self.password_env}`."
-            ) from exc
-
-    def psql_argv(self, command: str) -> list[str]:
-        """psql running one command; -X ignores ~/.psqlrc so nothing else runs."""
-        return [
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            self.host,
-            "-p",
-            str(self.port),
-            "-U",
-            self.user,
-            "-d",
-            self.dbname,
-            "-c",
-            command,
-        ]
-
-    def psql_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-        if self.password_env in os.environ:
-            env["PGPASSWORD"] = os.environ[self.password_env]
-        return env
-
-    def shell_psql(self, command: str) -> str:
-        """The psql call as a copy-pasteable shell command, password by reference only."""
-        return f'PGPASSWORD="${self.password_env}" ' + shlex.join(self.psql_argv(command))
-
-
-def scalar(endpoint: Endpoint, query: sql.Composable | str) -> Any:
+def scalar(endpoint: Endpoint, query: str) -> Any:
     with endpoint.connect() as conn:
         row = conn.execute(query).fetchone()
     return row[0] if row else None
-
-
-def count_rows(endpoint: Endpoint, schema: str, table: str) -> int | None:
-    """Row count of schema.table, or None when the table does not exist."""
-    with endpoint.connect() as conn:
-        if conn.execute("SELECT to_regclass(%s)", [f"{schema}.{table}"]).fetchone()[0] is None:
-            return None
-        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-            sql.Identifier(schema), sql.Identifier(table)
-        )
-        return conn.execute(query).fetchone()[0]
-
-
-def try_checkpoint(endpoint: Endpoint) -> bool:
-    """CHECKPOINT so one repetition's dirty pages are not flushed on the next one's time.
-
-    Needs superuser or pg_checkpoint; without it the benchmark goes on and says so.
-    """
-    try:
-        with endpoint.connect() as conn:
-            conn.execute("CHECKPOINT")
-        return True
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-
-
-# --- preparation --------------------------------------------------------------------------------
-
-
-def seed_source(source: Endpoint, table: str, scale: float) -> dict:
-    """Load TPC-H `table` at `scale` into the source with demo/seed_tpch.py (imported by path)."""
-    spec = importlib.util.spec_from_file_location("seed_tpch", SEEDER)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"Cannot import the seeder `{SEEDER}`.")
-    seeder = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = seeder  # dataclasses look their module up while it executes
-    spec.loader.exec_module(seeder)
-    try:
-        return seeder.seed_tpch(
-            host=source.host,
-            port=source.port,
-            dbname=source.dbname,
-            user=source.user,
-            password=os.environ.get(source.password_env),
-            scale=scale,
-            tables=[table],
-        )
-    except (seeder.SeedError, subprocess.CalledProcessError) as exc:
-        raise BenchError(
-            f"Seeding `{table}` failed: {exc}. Use --no-seed for a non-TPC-H table."
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -235,7 +116,7 @@ class PipeTarget:
 
     def definitions(self, run_id: str) -> sql.Composable:
         """The CREATE TABLE column list; run_id is the constant `_dk_run_id` default."""
-        parts = [
+        parts: list[sql.Composable] = [
             sql.SQL(f"{c.name} {c.type}{' NOT NULL' if c.not_null else ''}") for c in self.columns
         ]
         if self.source_name is not None:
@@ -300,7 +181,7 @@ def measure_stream(source: Endpoint, table: str) -> tuple[int, float]:
     return total, time.perf_counter() - started
 
 
-# --- one repetition of each path ----------------------------------------------------------------
+# --- one repetition of each path ------------------------------------------------------------------
 
 
 @dataclass
@@ -440,7 +321,7 @@ def run_pipe(
     )
 
 
-def _tail(handle, limit: int = 2000) -> str:
+def _tail(handle: IO[bytes], limit: int = 2000) -> str:
     handle.seek(0)
     return handle.read().decode(errors="replace").strip()[-limit:]
 
@@ -462,13 +343,7 @@ class RunnerJob:
         """`-e NAME=value` for plain settings, bare `-e NAME` for passwords (taken from env)."""
         values = {"DK_TENANT": self.tenant, "DK_SOURCE__NAME": self.source_name}
         for ep in (source, warehouse):
-            prefix = f"DK_{ep.role.upper()}__"
-            values |= {
-                f"{prefix}HOST": ep.host,
-                f"{prefix}PORT": str(ep.port),
-                f"{prefix}DBNAME": ep.dbname,
-                f"{prefix}USER": ep.user,
-            }
+            values |= ep.runner_env()
         args: list[str] = []
         for name, value in values.items():
             args += ["-e", f"{name}={value}"]
@@ -556,7 +431,7 @@ def container_overhead(image: str) -> float | None:
     return time.perf_counter() - started if proc.returncode == 0 else None
 
 
-# --- the run ------------------------------------------------------------------------------------
+# --- the run --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -656,64 +531,7 @@ def rate_columns(rep: Repetition, rows: int, stream_bytes: int) -> dict[str, flo
     }
 
 
-# --- machine and commands -----------------------------------------------------------------------
-
-
-def machine_info(source: Endpoint, warehouse: Endpoint, with_docker: bool) -> dict[str, Any]:
-    """What the numbers depend on: hardware, versions and the servers' write-path settings."""
-    return {
-        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu_model": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "ram_bytes": psutil.virtual_memory().total,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "psql": _output(["psql", "--version"]),
-        "docker_server": _output(["docker", "version", "--format", "{{.Server.Version}}"])
-        if with_docker
-        else None,
-        "git_commit": _output(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"]),
-        "source_server": _server_info(source),
-        "warehouse_server": _server_info(warehouse),
-        "same_server": (source.host, source.port) == (warehouse.host, warehouse.port),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _output(argv: list[str]) -> str | None:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
-
-
-def _server_info(endpoint: Endpoint) -> dict[str, Any]:
-    settings = (
-        "server_version",
-        "shared_buffers",
-        "synchronous_commit",
-        "wal_level",
-        "max_wal_size",
-        "full_page_writes",
-    )
-    with endpoint.connect() as conn:
-        info = {
-            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-            for name in settings
-        }
-    return {"url": endpoint.url} | info
+# --- commands -------------------------------------------------------------------------------------
 
 
 def commands(plan: Plan) -> dict[str, str]:
@@ -727,7 +545,7 @@ def commands(plan: Plan) -> dict[str, str]:
     return cmds
 
 
-# --- reporting ----------------------------------------------------------------------------------
+# --- reporting ------------------------------------------------------------------------------------
 
 
 def _mb(value: int | None) -> str:
@@ -814,29 +632,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RESULTS_HEADER = """# Benchmark results
-
-Appended by `benchmarks/bench_postgres_runner.py`, newest last. Numbers only compare within one
-section (same machine, same run); see benchmarks/README.md.
-
-"""
-
-
-def append_results(path: Path, section: str) -> None:
-    if not path.exists():
-        path.write_text(RESULTS_HEADER)
-    with path.open("a") as handle:
-        handle.write("\n" + section)
-
-
 # --- CLI ----------------------------------------------------------------------------------------
 
 
-def endpoint_options(role: str, port: int, name: str):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def endpoint_options(role: str, port: int, name: str) -> Callable[[F], F]:
     """--<role>-host/-port/-dbname/-user, each defaulting from DK_<ROLE>__<KEY>."""
     prefix = f"DK_{role.upper()}__"
 
-    def decorate(func):
+    def decorate(func: F) -> F:
         for key, default, type_ in reversed(
             (
                 ("host", "127.0.0.1", str),
@@ -869,9 +675,9 @@ def _identifier(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
 Examples:
-  python benchmarks/bench_postgres_runner.py --image etl/postgres-runner:0.1.0
-  python benchmarks/bench_postgres_runner.py --skip-runner --scale 0.1 --repeat 1
-  python benchmarks/bench_postgres_runner.py --no-seed --image etl/postgres-runner:0.1.0
+  python -m benchmarks.bench_postgres_runner --image etl/postgres-runner:0.1.0
+  python -m benchmarks.bench_postgres_runner --skip-runner --scale 0.1 --repeat 1
+  python -m benchmarks.bench_postgres_runner --no-seed --image etl/postgres-runner:0.1.0
 """,
 )
 @endpoint_options("source", 56431, "erp")
@@ -915,7 +721,7 @@ Examples:
 @click.option(
     "--results-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=HERE / "RESULTS.md",
+    default=RESULTS_FILE,
     show_default=True,
 )
 @click.option("--no-record", is_flag=True, help="Do not append to the results file.")

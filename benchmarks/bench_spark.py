@@ -30,12 +30,8 @@ import click
 import psycopg
 from psycopg import sql
 
-from datakit_contract.result import RunResult
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from bench_postgres_runner import (  # noqa: E402  (a sibling script, not a package)
+from benchmarks.common import (
+    RESULTS_FILE,
     BenchError,
     Endpoint,
     append_results,
@@ -44,6 +40,7 @@ from bench_postgres_runner import (  # noqa: E402  (a sibling script, not a pack
     seed_source,
     try_checkpoint,
 )
+from datakit_contract.result import RunResult
 
 log = logging.getLogger("bench_spark")
 RUNNERS = ("postgres", "spark")
@@ -59,7 +56,9 @@ class Run:
     ok: bool
 
 
-def extract_argv(runner: str, image: str, table: str, partitions: int) -> tuple[list[str], dict]:
+def extract_argv(
+    runner: str, image: str, table: str, partitions: int
+) -> tuple[list[str], dict[str, str]]:
     env_names = [
         f"DK_{role}__{key}"
         for role in ("SOURCE", "WAREHOUSE")
@@ -77,19 +76,11 @@ def extract_argv(runner: str, image: str, table: str, partitions: int) -> tuple[
 
 def run_extract(
     runner: str, image: str, table: str, partitions: int, endpoints: dict[str, Endpoint]
-) -> tuple[float, RunResult, list[dict]]:
+) -> tuple[float, RunResult, list[dict[str, Any]]]:
     argv, extra = extract_argv(runner, image, table, partitions)
     env = {**os.environ, **extra}
-    for role, endpoint in endpoints.items():
-        prefix = f"DK_{role.upper()}__"
-        env.update(
-            {
-                f"{prefix}HOST": endpoint.host,
-                f"{prefix}PORT": str(endpoint.port),
-                f"{prefix}DBNAME": endpoint.dbname,
-                f"{prefix}USER": endpoint.user,
-            }
-        )
+    for endpoint in endpoints.values():
+        env.update(endpoint.runner_env())
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
@@ -104,7 +95,7 @@ def run_extract(
     return seconds, RunResult.from_stdout(proc.stdout), records
 
 
-def spark_phases(records: list[dict], seconds: float) -> dict[str, float]:
+def spark_phases(records: list[dict[str, Any]], seconds: float) -> dict[str, float]:
     """JVM start, parallel read and warehouse stream of one Spark run, from its log records."""
     times = {r["msg"].split(":")[0]: _ts(r["ts"]) for r in records if "ts" in r}
     first = min(times.values())
@@ -127,7 +118,7 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def fingerprint(endpoint: Endpoint, schema: str, table: str, columns: list[str]) -> tuple:
+def fingerprint(endpoint: Endpoint, schema: str, table: str, columns: list[str]) -> tuple[int, str]:
     """Row count and a sum of per-row hashes: equal multisets of rows give equal fingerprints."""
     projection = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     query = sql.SQL(
@@ -136,7 +127,9 @@ def fingerprint(endpoint: Endpoint, schema: str, table: str, columns: list[str])
     with endpoint.connect() as conn:
         conn.execute("set timezone = 'UTC'")
         row = conn.execute(query).fetchone()
-    return (row[0], str(row[1]))
+    if row is None:
+        raise BenchError(f"Cannot fingerprint `{schema}.{table}` in `{endpoint.url}`.")
+    return (int(row[0]), str(row[1]))
 
 
 def source_columns(endpoint: Endpoint, table: str) -> list[str]:
@@ -241,7 +234,7 @@ def choosing(report: dict[str, Any]) -> str:
     show_default=True,
     help="DK_SPARK__PARTITIONS of the Spark runner.",
 )
-@click.option("--results-file", type=click.Path(path_type=Path), default=HERE / "RESULTS.md")
+@click.option("--results-file", type=click.Path(path_type=Path), default=RESULTS_FILE)
 @click.option("--no-record", is_flag=True, help="Do not append to the results file.")
 def main(**opts: Any) -> None:
     """Time the Spark runner and the Postgres runner on the same table; print a JSON report."""

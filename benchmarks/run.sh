@@ -34,12 +34,12 @@ trap '"${COMPOSE[@]}" down -v >&2' EXIT
 
 case "$BENCH" in
   runner)
-    .venv/bin/python benchmarks/bench_postgres_runner.py --image "$(image postgres)" \
+    .venv/bin/python -m benchmarks.bench_postgres_runner --image "$(image postgres)" \
       --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-3}" "$@" ;;
   dbt)
-    .venv/bin/python benchmarks/bench_dbt.py --postgres-image "$(image postgres)" \
+    .venv/bin/python -m benchmarks.bench_dbt --postgres-image "$(image postgres)" \
       --dbt-image "$(image dbt)" --scale "${BENCH_SCALE:-1}" --batches "${BENCH_BATCHES:-2}" "$@" ;;
   spark)
-    .venv/bin/python benchmarks/bench_spark.py --postgres-image "$(image postgres)" \
+    .venv/bin/python -m benchmarks.bench_spark --postgres-image "$(image postgres)" \
       --spark-image "$(image spark)" --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-2}" "$@" ;;
 esac

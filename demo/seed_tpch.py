@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import click
 import psycopg
@@ -118,7 +119,7 @@ def generate(scale: float, tables: Sequence[str], out_dir: Path) -> float:
     return seconds
 
 
-def read_header(handle) -> list[str]:
+def read_header(handle: IO[bytes]) -> list[str]:
     """Consume the CSV header line and return its column names (TPC-H names never need quoting)."""
     return handle.readline().decode("ascii").strip().split(",")
 
@@ -189,7 +190,7 @@ def seed_tpch(
     tables: Sequence[str] = TABLES,
     replace: bool = True,
     keep_files: Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Generate and load TPC-H tables; return a JSON-able summary (rows and seconds per table).
 
     `password=None` lets libpq read `PGPASSWORD` (or ~/.pgpass), so it never travels in argv.
@@ -202,9 +203,12 @@ def seed_tpch(
     ddl = parse_schema(SCHEMA_FILE.read_text())
     started = time.monotonic()
     log.info("seeding postgresql://%s@%s:%s/%s", user, host, port, dbname)
-    conninfo = {"host": host, "port": port, "dbname": dbname, "user": user, "password": password}
     with psycopg.connect(
-        **{k: v for k, v in conninfo.items() if v is not None},
+        host=host,
+        port=port,
+        dbname=dbname,
+        user=user,
+        password=password,  # None is left out: libpq then reads PGPASSWORD or ~/.pgpass
         autocommit=True,
         application_name="seed_tpch",
     ) as conn:

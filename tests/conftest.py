@@ -6,83 +6,28 @@ the same time sets `DK_TEST_COMPOSE_PROJECT`, `DK_DEMO_SOURCE_PORT` and `DK_DEMO
 to its own; a session removes its servers when it ends). Set `DK_TEST_SOURCE_PORT`,
 `DK_TEST_WAREHOUSE_PORT`, `DK_TEST_PG_USER` and `DK_TEST_PG_PASSWORD` to use servers that are
 already running instead (for example a local PostgreSQL while developing).
+
+The fixtures are built from `tests/kit`, which holds everything tests share.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
 
-from datakit_contract.result import RunResult
-
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
-RUNNER = Path(sys.executable).parent / "postgres-runner"
-
-
-@dataclass(frozen=True)
-class Server:
-    port: int
-    user: str
-    password: str
-    admin_db: str
-
-    def connect(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname or self.admin_db,
-            **kwargs,
-        )
-
-
-@dataclass(frozen=True)
-class Database:
-    server: Server
-    name: str
-
-    def connect(self, **kwargs: object) -> psycopg.Connection:
-        return self.server.connect(self.name, **kwargs)
-
-    def env(self, prefix: str) -> dict[str, str]:
-        """The `DK_<PREFIX>__…` variables a runner needs to reach this database."""
-        return {
-            f"DK_{prefix}__HOST": "127.0.0.1",
-            f"DK_{prefix}__PORT": str(self.server.port),
-            f"DK_{prefix}__DBNAME": self.name,
-            f"DK_{prefix}__USER": self.server.user,
-            f"DK_{prefix}__PASSWORD": self.server.password,
-        }
-
-    def execute(self, query: str, params: object = None) -> list[tuple]:
-        with self.connect(autocommit=True) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
-
-
-def _external_servers() -> tuple[Server, Server] | None:
-    if "DK_TEST_SOURCE_PORT" not in os.environ:
-        return None
-    user = os.environ.get("DK_TEST_PG_USER", "postgres")
-    password = os.environ.get("DK_TEST_PG_PASSWORD", "")
-    admin = os.environ.get("DK_TEST_PG_ADMIN_DB", "postgres")
-    return (
-        Server(int(os.environ["DK_TEST_SOURCE_PORT"]), user, password, admin),
-        Server(int(os.environ["DK_TEST_WAREHOUSE_PORT"]), user, password, admin),
-    )
+from tests.kit import network
+from tests.kit.databases import (
+    Database,
+    Server,
+    compose_servers,
+    external_servers,
+    fresh_database,
+    wait_until_ready,
+)
+from tests.kit.paths import COMPOSE_FILE
+from tests.kit.runners import Runner
 
 
 @pytest.fixture(scope="session")
@@ -109,43 +54,14 @@ def docker_setup() -> list[str]:
 
 @pytest.fixture(scope="session")
 def pg_servers(request: pytest.FixtureRequest) -> tuple[Server, Server]:
-    external = _external_servers()
+    external = external_servers()
     if external:
         return external
-    os.environ.setdefault("DK_DEMO_SOURCE_PORT", "55431")
-    os.environ.setdefault("DK_DEMO_WAREHOUSE_PORT", "55432")
+    servers = compose_servers()  # sets the ports compose reads before it starts
     request.getfixturevalue("docker_services")
-    source = Server(int(os.environ["DK_DEMO_SOURCE_PORT"]), "erp", "erp-demo-password", "erp")
-    warehouse = Server(
-        int(os.environ["DK_DEMO_WAREHOUSE_PORT"]),
-        "warehouse",
-        "warehouse-demo-password",
-        "warehouse",
-    )
-    for server in (source, warehouse):
-        _wait_until_ready(server)
-    return source, warehouse
-
-
-def _wait_until_ready(server: Server, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with server.connect(connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def fresh_database(server: Server) -> Iterator[Database]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with server.connect(autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield Database(server, name)
-    with server.connect(autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    for server in servers:
+        wait_until_ready(server)
+    return servers
 
 
 @pytest.fixture
@@ -156,19 +72,6 @@ def source_db(pg_servers: tuple[Server, Server]) -> Iterator[Database]:
 @pytest.fixture
 def warehouse_db(pg_servers: tuple[Server, Server]) -> Iterator[Database]:
     yield from fresh_database(pg_servers[1])
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def result(self) -> RunResult:
-        """The RunResult the runner printed last on stdout."""
-        assert self.stdout.strip(), f"no stdout; stderr was:\n{self.stderr}"
-        return RunResult.from_stdout(self.stdout)
 
 
 @pytest.fixture
@@ -182,52 +85,14 @@ def runner_env(source_db: Database, warehouse_db: Database) -> dict[str, str]:
     }
 
 
-def run_runner(args: list[str], env: dict[str, str], timeout: float = 300) -> Outcome:
-    """Run the installed `postgres-runner` exactly as a shell would, with only `env` set."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DK_")}
-    proc = subprocess.run(
-        [str(RUNNER), *args], env={**base, **env}, capture_output=True, text=True, timeout=timeout
-    )
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
-
-
-class Runner:
-    """Calls `postgres-runner` with the test databases' environment plus any overrides."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
-        return run_runner(list(args), {**self.env, **(env or {})})
-
-
 @pytest.fixture
 def runner(runner_env: dict[str, str]) -> Runner:
+    """`postgres-runner` with the test databases' environment."""
     return Runner(runner_env)
 
 
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A TCP port that accepts connections and never answers: a hung or firewalled server."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
+    with network.silent_server() as port:
+        yield port

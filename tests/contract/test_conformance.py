@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from datakit_contract.result import RunResult
-from tests.conftest import Database
-from tests.contract.docker import docker_run, runner_image, runner_version
+from tests.kit.databases import Database
+from tests.kit.docker import docker_run, runner_image, runner_version
 
 pytestmark = pytest.mark.contract
 

@@ -11,23 +11,11 @@ import pytest
 
 from datakit_contract.result import RunResult
 from demo.seed_tpch import seed_tpch
-from tests.conftest import Database, Server, fresh_database
-from tests.contract.docker import docker_run, runner_image
+from tests.kit.databases import Database, Server, fresh_database
+from tests.kit.docker import docker_run, runner_image
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
 
 pytestmark = pytest.mark.contract
-
-PRICING_SUMMARY_ON_SOURCE = """
-select l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),
-       sum(l_extendedprice * (1 - l_discount)),
-       sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)), count(*)
-from lineitem
-where l_shipdate <= date '1998-12-01' - interval '90 day'
-group by 1, 2 order by 1, 2
-"""
-GOLD_PRICING_SUMMARY = """
-select return_flag, line_status, sum_qty, sum_base_price, sum_disc_price, sum_charge, count_order
-from gold.mart_pricing_summary order by 1, 2
-"""
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ import pytest
 from datakit_contract.result import RunResult
 from demo.change_batch import ChangeBatch, apply_change_batch
 from demo.seed_tpch import seed_tpch
-from tests.conftest import ROOT, Database, Server, fresh_database
-from tests.contract.docker import docker_run, runner_image
+from tests.kit.databases import Database, Server, fresh_database
+from tests.kit.docker import docker_run, runner_image
+from tests.kit.paths import ROOT
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
 
 pytestmark = pytest.mark.contract
 
@@ -151,7 +153,6 @@ def test_scd2_history_gains_one_version_per_moved_customer(runs: PipelineRuns) -
 
 
 def test_gold_answers_like_the_source_after_the_batch(runs: PipelineRuns) -> None:
-    from tests.contract.test_dbt_image import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
 
     assert runs.warehouse.execute(GOLD_PRICING_SUMMARY) == runs.source.execute(
         PRICING_SUMMARY_ON_SOURCE

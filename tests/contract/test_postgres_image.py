@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from datakit_contract.result import RunResult
-from tests.conftest import Database
-from tests.contract.docker import docker_run, runner_image
-from tests.integration.test_extract import seed_orders
+from tests.kit.databases import Database
+from tests.kit.docker import docker_run, runner_image
+from tests.kit.source_tables import seed_orders
 
 pytestmark = pytest.mark.contract
 

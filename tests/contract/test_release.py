@@ -32,8 +32,8 @@ from datakit_orchestration.lock import (
     write_lock,
 )
 from datakit_orchestration.spec import TenantSpec
-from tests.conftest import ROOT
-from tests.contract.docker import runner_image, runner_version
+from tests.kit.docker import runner_image, runner_version
+from tests.kit.paths import ROOT
 
 pytestmark = pytest.mark.contract
 

@@ -10,14 +10,16 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from datakit_contract.result import RunResult
-from tests.conftest import Database
-from tests.contract.docker import runner_image, runner_version
-from tests.integration.test_extract import COLUMNS, ODD_TABLE_DDL, rows_as_text, seed_orders
+from datakit_contract.result import RunResult, TableResult
+from tests.kit.databases import Database, Server, fresh_database
+from tests.kit.docker import runner_image, runner_version
+from tests.kit.source_tables import ODD_TABLE_COLUMNS, ODD_TABLE_DDL, rows_as_text, seed_orders
 
 pytestmark = pytest.mark.contract
 
@@ -191,8 +193,8 @@ def test_types_and_escapes_survive_exactly(
     assert outcome.returncode == 0, outcome.stderr
     assert RunResult.from_stdout(outcome.stdout).tables[0].rows_written == 6
     assert partition_logs(outcome.stderr)[0]["partitions"] == 2
-    assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', COLUMNS) == rows_as_text(
-        source_db, '"Odd Table"', COLUMNS
+    assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', ODD_TABLE_COLUMNS) == rows_as_text(
+        source_db, '"Odd Table"', ODD_TABLE_COLUMNS
     )
     nulls = warehouse_db.execute(
         'select "Id", "select" is null, "select" = \'\' from bronze_erp."Odd Table" '
@@ -201,51 +203,104 @@ def test_types_and_escapes_survive_exactly(
     assert nulls == [(2, False, True), (3, True, None)]  # empty string and NULL stay apart
 
 
-def test_incremental_merge_with_deletes_keeps_watermark_ledger_and_source_equal(
-    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
+MERGE_WITH_DELETES = [
+    "extract",
+    "--table",
+    "orders",
+    "--mode",
+    "incremental",
+    "--cursor",
+    "updated_at",
+    "--strategy",
+    "merge",
+    "--deletes",
+    "mark",
+]
+
+
+@dataclass(frozen=True)
+class MergedTwice:
+    """Two incremental merges with `deletes: mark`: a first load, and one after the source
+    changed 50 rows, gained 1,000 and lost 5."""
+
+    source: Database
+    warehouse: Database
+    env: dict[str, str]
+    first: RunResult
+    second: subprocess.CompletedProcess[str]
+
+    @property
+    def table(self) -> TableResult:
+        return RunResult.from_stdout(self.second.stdout).tables[0]
+
+
+@pytest.fixture(scope="module")
+def merged_twice(image: str, pg_servers: tuple[Server, Server]) -> Iterator[MergedTwice]:
+    for source in fresh_database(pg_servers[0]):
+        for warehouse in fresh_database(pg_servers[1]):
+            env = {
+                **source.env("SOURCE"),
+                **warehouse.env("WAREHOUSE"),
+                "DK_SOURCE__NAME": "erp",
+                "DK_LOG_FORMAT": "json",
+            }
+            seed_orders(source, 5_000)
+            first = spark_run(image, MERGE_WITH_DELETES, env)
+            assert first.returncode == 0, first.stderr
+            first_result = RunResult.from_stdout(first.stdout)
+            assert first_result.tables[0].rows_written == 5_000
+            source.execute(
+                "update orders set amount = amount + 1, "
+                "updated_at = updated_at + interval '1 day' where id % 100 = 0;"
+                "insert into orders select g, 'new ' || g, g, "
+                "timestamptz '2024-06-01' + g * interval '1s' from generate_series(5001, 6000) g;"
+                "delete from orders where id between 11 and 15"
+            )
+            second = spark_run(image, MERGE_WITH_DELETES, env)
+            assert second.returncode == 0, second.stderr
+            yield MergedTwice(source, warehouse, env, first_result, second)
+
+
+def test_incremental_merge_reads_the_changed_rows_and_marks_the_deleted_keys(
+    merged_twice: MergedTwice,
 ) -> None:
-    seed_orders(source_db, 5_000)
-    args = [
-        "extract",
-        "--table",
-        "orders",
-        "--mode",
-        "incremental",
-        "--cursor",
-        "updated_at",
-        "--strategy",
-        "merge",
-        "--deletes",
-        "mark",
-    ]
-    first = spark_run(image, args, runner_env)
-    assert first.returncode == 0, first.stderr
-    assert RunResult.from_stdout(first.stdout).tables[0].rows_written == 5_000
-    source_db.execute(
-        "update orders set amount = amount + 1, updated_at = updated_at + interval '1 day' "
-        "where id % 100 = 0;"
-        "insert into orders select g, 'new ' || g, g, timestamptz '2024-06-01' + g * interval '1s' "
-        "from generate_series(5001, 6000) g;"
-        "delete from orders where id between 11 and 15"
-    )
-    second = spark_run(image, args, runner_env)
-    assert second.returncode == 0, second.stderr
-    table = RunResult.from_stdout(second.stdout).tables[0]
+    table = merged_twice.table
     assert (table.rows_read, table.rows_replaced, table.rows_deleted) == (1_050, 50, 5)
+    assert table.watermark_after is not None and table.watermark_before is not None
     assert table.watermark_after > table.watermark_before
-    # The keys for `deletes: mark` went through Spark too: two split reads in this run.
-    assert len(partition_logs(second.stderr)) == 2
+
+
+def test_the_keys_for_deletes_mark_are_read_through_spark_too(merged_twice: MergedTwice) -> None:
+    assert len(partition_logs(merged_twice.second.stderr)) == 2  # two split reads in the run
+
+
+def test_live_bronze_rows_equal_the_source_after_the_merge(merged_twice: MergedTwice) -> None:
     columns = "id, customer, amount, updated_at"
     live = "(select * from bronze_erp.orders where _dk_deleted_at is null) b"
-    assert table_md5(warehouse_db, live, columns, "id") == table_md5(
-        source_db, "orders", columns, "id"
+    assert table_md5(merged_twice.warehouse, live, columns, "id") == table_md5(
+        merged_twice.source, "orders", columns, "id"
     )
-    assert warehouse_db.execute("select watermark from datakit.state") == [(table.watermark_after,)]
-    assert warehouse_db.execute(
-        "select status, rows_written from datakit.runs order by started_at"
+
+
+def test_the_watermark_and_the_ledger_record_both_merges(merged_twice: MergedTwice) -> None:
+    warehouse = merged_twice.warehouse
+    assert warehouse.execute("select watermark from datakit.state") == [
+        (merged_twice.table.watermark_after,)
+    ]
+    second = RunResult.from_stdout(merged_twice.second.stdout)
+    assert warehouse.execute(
+        "select status, rows_written from datakit.runs where run_id in (%s, %s) "
+        "order by started_at",
+        (merged_twice.first.run_id, second.run_id),
     ) == [("succeeded", 5_000), ("succeeded", 1_050)]
-    third = spark_run(image, args[:-2], runner_env)  # without deletes: nothing new to read
+
+
+def test_without_deletes_and_nothing_new_the_run_exits_99(
+    image: str, merged_twice: MergedTwice
+) -> None:
+    third = spark_run(image, MERGE_WITH_DELETES[:-2], merged_twice.env)
     assert third.returncode == 99, third.stderr  # Airflow skips the task
+    assert RunResult.from_stdout(third.stdout).status == "nothing_to_do"
 
 
 def test_bad_spark_settings_exit_2_naming_the_setting(

@@ -4,13 +4,6 @@ Airflow that runs the DAG is a subprocess with its own home (see `test_airflow_d
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
+from tests.kit import airflow
 
-if "AIRFLOW_HOME" not in os.environ:
-    AIRFLOW_HOME = tempfile.mkdtemp(prefix="datakit-e2e-airflow-home-")
-    atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
-    os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+airflow.throwaway_home()

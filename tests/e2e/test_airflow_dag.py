@@ -22,9 +22,10 @@ from datakit_orchestration.plan import TenantPlan, plan_tenant
 from demo.change_batch import ChangeBatch, apply_change_batch
 from demo.seed_tpch import seed_tpch
 from stack.local_airflow import DagRun, LocalAirflow
-from tests.conftest import ROOT, Database, Server, fresh_database
-from tests.contract.docker import runner_image
-from tests.contract.test_dbt_image import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
+from tests.kit.databases import Database, Server, fresh_database
+from tests.kit.docker import runner_image
+from tests.kit.paths import ROOT
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
 
 pytestmark = [
     pytest.mark.e2e,

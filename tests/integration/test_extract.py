@@ -13,103 +13,11 @@ from datakit_core.operations import run_extract, run_plan
 from datakit_core.settings import load_config
 from datakit_postgres.cli import RUNNER as POSTGRES
 from datakit_postgres.config import PostgresRunnerConfig
-from tests.conftest import RUNNER, Database, Runner
+from tests.kit.databases import Database
+from tests.kit.runners import POSTGRES_RUNNER, Runner
+from tests.kit.source_tables import ODD_TABLE_COLUMNS, ODD_TABLE_DDL, rows_as_text, seed_orders
 
 pytestmark = pytest.mark.integration
-
-ODD_TABLE_DDL = """
-create type mood as enum ('sad', 'ok', 'happy');
-create domain positive_int as integer check (value > 0);
-create table "Odd Table" (
-    "Id" integer primary key,
-    "select" text,
-    "Mixed Case" varchar(20),
-    n numeric(38, 10),
-    n_free numeric,
-    ts timestamptz,
-    tsn timestamp(3),
-    d date,
-    tm time,
-    ttz timetz,
-    iv interval,
-    b boolean,
-    raw bytea,
-    j json,
-    jb jsonb,
-    ints integer[],
-    texts text[],
-    u uuid,
-    m mood,
-    moods mood[],
-    dom positive_int,
-    f4 real,
-    f8 double precision,
-    addr inet,
-    big bigint
-);
-insert into "Odd Table" values
- (1, E'tab\\there\\nnewline \\\\ backslash', 'ÄÖÜ ß 漢字 😀', 12345678901234567890.0123456789,
-  'NaN', '2024-02-29 23:59:59.999999+05:30', '1999-12-31 23:59:59.123', '0001-01-01', '24:00:00',
-  '12:00:00-03', '1 year 2 mons 3 days 04:05:06.789', true, '\\x00ff10', '{"a": [1, 2.50, "x"]}',
-  '{"b": {"c": null}}', '{1,NULL,3}', '{"with,comma","with \\"quote\\"",NULL}',
-  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', '{sad,ok}', 7, 3.4028235e38,
-  1.7976931348623157e308, '192.168.1.0/24', 9223372036854775807),
- (2, '', '', -0.0000000001, 1e-30, 'infinity', '-infinity', 'infinity', '00:00:00', '00:00:00+14',
-  '-178000000 years', false, '', 'null', '[]', '{}', '{}', '00000000-0000-0000-0000-000000000000',
-  'sad', '{}', 1, 'NaN', '-Infinity', '::1', -9223372036854775808),
- (3, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-  null, null, null, null, null, null, null, null, null);
-"""
-
-COLUMNS = [
-    '"Id"',
-    '"select"',
-    '"Mixed Case"',
-    "n",
-    "n_free",
-    "ts",
-    "tsn",
-    "d",
-    "tm",
-    "ttz",
-    "iv",
-    "b",
-    "raw",
-    "j",
-    "jb",
-    "ints",
-    "texts",
-    "u",
-    "m",
-    "moods",
-    "dom",
-    "f4",
-    "f8",
-    "addr",
-    "big",
-]
-
-
-def rows_as_text(db: Database, table: str, columns: list[str], order: str = '"Id"') -> list[tuple]:
-    projection = ", ".join(f"{c}::text" for c in columns)
-    return db.execute(f"select {projection} from {table} order by {order}")
-
-
-def seed_orders(db: Database, count: int) -> None:
-    db.execute(
-        """
-        create table orders (
-            id bigint primary key,
-            customer text not null,
-            amount numeric(15, 2) not null,
-            updated_at timestamptz not null default now()
-        );
-        insert into orders (id, customer, amount, updated_at)
-        select g, 'customer ' || (g % 97), g * 1.25,
-               timestamptz '2024-01-01' + g * interval '1 second'
-        from generate_series(1, %s) g;
-        """.replace("%s", str(count))
-    )
 
 
 def test_types_and_identifiers_survive_exactly(
@@ -119,8 +27,8 @@ def test_types_and_identifiers_survive_exactly(
     outcome = runner("extract", "--table", "Odd Table")
     assert outcome.code == 0, outcome.stderr
     assert outcome.result.tables[0].rows_written == 3
-    assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', COLUMNS) == rows_as_text(
-        source_db, '"Odd Table"', COLUMNS
+    assert rows_as_text(warehouse_db, 'bronze_erp."Odd Table"', ODD_TABLE_COLUMNS) == rows_as_text(
+        source_db, '"Odd Table"', ODD_TABLE_COLUMNS
     )
     bronze_types = dict(
         warehouse_db.execute(
@@ -280,11 +188,24 @@ MERGE_WITH_DELETES = [
 ]
 
 
+def loaded_with_deletes_marked(runner: Runner, source_db: Database, count: int) -> None:
+    """`orders` with `count` rows in the source, loaded once with merge and `deletes: mark`."""
+    seed_orders(source_db, count)
+    first = runner(*MERGE_WITH_DELETES)
+    assert first.code == 0, first.stderr
+
+
+def marked_ids(warehouse_db: Database) -> list[int]:
+    rows = warehouse_db.execute(
+        "select id from bronze_erp.orders where _dk_deleted_at is not null order by id"
+    )
+    return [id_ for (id_,) in rows]
+
+
 def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
     runner: Runner, source_db: Database, warehouse_db: Database
 ) -> None:
-    seed_orders(source_db, 100)
-    assert runner(*MERGE_WITH_DELETES).code == 0
+    loaded_with_deletes_marked(runner, source_db, 100)
     source_db.execute(
         "delete from orders where id in (3, 4);"
         "update orders set amount = 1, updated_at = '2030-01-01' where id = 5"
@@ -303,22 +224,37 @@ def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
         "select rows_deleted from datakit.runs where run_id = %s", (outcome.result.run_id,)
     ) == [(2,)]
 
-    # Nothing new and nothing deleted: exit 99, and the marks stay as they were.
+
+def test_with_nothing_new_and_nothing_deleted_the_run_exits_99_and_the_marks_stay(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    loaded_with_deletes_marked(runner, source_db, 100)
+    source_db.execute("delete from orders where id in (3, 4)")
+    assert runner(*MERGE_WITH_DELETES).code == 0
     again = runner(*MERGE_WITH_DELETES)
     assert again.code == 99, again.stderr
-    assert warehouse_db.execute(
-        "select count(*) from bronze_erp.orders where _dk_deleted_at is not null"
-    ) == [(2,)]
+    assert marked_ids(warehouse_db) == [3, 4]
 
-    # A delete alone (no new cursor values) is work: the row is marked, the watermark kept.
-    watermark = table.watermark_after
-    source_db.execute("delete from orders where id = 6")
+
+def test_a_delete_alone_is_work_that_marks_the_row_and_keeps_the_watermark(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    loaded_with_deletes_marked(runner, source_db, 100)
+    [(watermark,)] = warehouse_db.execute("select watermark from datakit.state")
+    source_db.execute("delete from orders where id = 6")  # no new cursor value
     only_delete = runner(*MERGE_WITH_DELETES)
     assert only_delete.code == 0, only_delete.stderr
     assert only_delete.result.tables[0].rows_deleted == 1
     assert only_delete.result.tables[0].watermark_after == watermark
+    assert marked_ids(warehouse_db) == [6]
 
-    # A key that comes back is merged in live again.
+
+def test_a_deleted_key_that_comes_back_is_merged_in_live_again(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    loaded_with_deletes_marked(runner, source_db, 100)
+    source_db.execute("delete from orders where id in (3, 4)")
+    assert runner(*MERGE_WITH_DELETES).code == 0
     source_db.execute(
         "insert into orders (id, customer, amount, updated_at) values (3, 'back', 3, '2031-01-01')"
     )
@@ -326,6 +262,7 @@ def test_merge_with_deletes_mark_stamps_rows_whose_key_left_the_source(
     assert warehouse_db.execute(
         "select id, customer from bronze_erp.orders where _dk_deleted_at is null and id in (3, 4)"
     ) == [(3, "back")]
+    assert marked_ids(warehouse_db) == [4]
 
 
 def test_deletes_mark_without_merge_is_a_config_error(runner: Runner, source_db: Database) -> None:
@@ -484,7 +421,7 @@ def test_two_concurrent_runs_never_double_load(
 ) -> None:
     seed_orders(source_db, 300_000)
     args = [
-        str(RUNNER),
+        str(POSTGRES_RUNNER),
         "extract",
         "--table",
         "orders",

@@ -14,7 +14,7 @@ import pytest
 from datakit_core.errors import JobFailed
 from datakit_core.pgcopy import relay
 from datakit_core.rowcopy import RowEncoder, is_c_accelerated, type_oid
-from tests.conftest import Database
+from tests.kit.databases import Database
 
 pytestmark = pytest.mark.integration
 

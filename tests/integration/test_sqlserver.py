@@ -14,20 +14,18 @@ fresh database it creates (with ALLOW_SNAPSHOT_ISOLATION ON) and drops.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.conftest import Database, Outcome
+from tests.kit.databases import Database
+from tests.kit.runners import Outcome, run_runner, runner_executable
 
 pymssql = pytest.importorskip("pymssql")
 
@@ -41,7 +39,7 @@ pytestmark = [
     ),
 ]
 
-RUNNER = Path(sys.executable).parent / "sqlserver-runner"
+RUNNER = runner_executable("sqlserver")
 
 
 @dataclass(frozen=True)
@@ -96,11 +94,7 @@ def mssql_db() -> Iterator[MssqlDatabase]:
 
 
 def run(args: list[str], env: dict[str, str]) -> Outcome:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DK_")}
-    proc = subprocess.run(
-        [str(RUNNER), *args], env={**base, **env}, capture_output=True, text=True, timeout=600
-    )
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+    return run_runner(args, env, timeout=600, executable=RUNNER)
 
 
 @pytest.fixture

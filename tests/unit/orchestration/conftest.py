@@ -1,100 +1,33 @@
-"""Airflow for the orchestration tests: a throwaway AIRFLOW_HOME, no database, no examples; and
-the local servers notifications are sent to (an HTTP webhook receiver and an SMTP server).
+"""Fixtures of the orchestration tests: the local servers notifications are sent to.
 
-The environment is set before any test module imports Airflow (conftest files are imported
-first), so nothing is written to `~/airflow`. The tests build DAGs, operators and pods offline and
-parse DAG files with a `DagBag`, none of which needs Airflow's metadata database.
+Airflow gets a throwaway AIRFLOW_HOME before any test module imports it (conftest files are
+imported first), so nothing is written to `~/airflow`; the tests choose `DATAKIT_RUNTIME`
+explicitly.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import os
-import shutil
-import socket
-import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-AIRFLOW_HOME = tempfile.mkdtemp(prefix="datakit-airflow-home-")
-atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
-os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.pop("DATAKIT_RUNTIME", None)  # tests choose the runtime explicitly
+from tests.kit import airflow, notifications
+
+airflow.throwaway_home()
+os.environ.pop("DATAKIT_RUNTIME", None)
 
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP server that records the JSON bodies POSTed to it; yields its URL (with a
-    token-like path, as chat webhooks have) and the bodies."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            received.append(json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/T0K3N", received
-    server.shutdown()
-    server.server_close()
-
-
-@dataclass
-class Mailbox:
-    """What a local SMTP server received: one message per DATA command."""
-
-    port: int
-    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
-
-    def connection(self) -> str:
-        """Airflow's `smtp_default` connection (JSON form) for this server: plain SMTP."""
-        return json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": self.port,
-                "extra": {
-                    "from_email": "airflow@datakit.example",
-                    "disable_tls": True,
-                    "disable_ssl": True,
-                },
-            }
-        )
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos), message))
-        return "250 OK"
+    """A local HTTP server recording the JSON bodies POSTed to it: its URL, and the bodies."""
+    with notifications.webhook_receiver() as received:
+        yield received
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[Mailbox]:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
-    with socket.socket() as probe:  # a free port: the controller needs one up front
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    mailbox = Mailbox(port)
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox
-    controller.stop()
+def smtp_server() -> Iterator[notifications.Mailbox]:
+    """A real SMTP server on 127.0.0.1 that keeps every message it receives."""
+    with notifications.smtp_server() as mailbox:
+        yield mailbox

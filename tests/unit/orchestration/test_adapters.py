@@ -23,7 +23,6 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import DAG, RetryAction
 from jinja2.sandbox import SandboxedEnvironment
-from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from datakit_orchestration import spec
@@ -39,23 +38,16 @@ from datakit_orchestration.adapters.secrets import (
     variable_name,
 )
 from datakit_orchestration.plan import SecretRef, TaskPlan, TenantPlan
-from tests.unit.orchestration.airflow_helpers import every_task, secret_values, shipped_plans
-from tests.unit.orchestration.helpers import ROOT
-
-KUBERNETES_VERSION = "1.35.0"  # the oldest minor release still maintained upstream when pinned
+from tests.kit.airflow import secret_values
+from tests.kit.kubernetes import KUBERNETES_VERSION, pod_document
+from tests.kit.paths import ROOT
+from tests.kit.tenants import every_task, shipped_plans
 
 
 def render(plan: TenantPlan, task: TaskPlan) -> tuple[DockerOperator, KubernetesPodOperator]:
     docker = docker_task(task, DockerDeployment.for_tenant(plan))
     kubernetes = kubernetes_task(task, KubernetesDeployment.for_tenant(plan))
     return docker, kubernetes
-
-
-def pod_document(operator: KubernetesPodOperator) -> dict[str, Any]:
-    """The pod exactly as the provider would submit it, as the JSON the API server receives."""
-    pod = operator.build_pod_request_obj(context=None, dry_run=True)
-    document: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
-    return document
 
 
 def runner_container(document: dict[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from datakit_orchestration.dagfiles import main, pools, sync_dag_files
 from datakit_orchestration.dags import build_dag, build_dags, tenant_dag
 from datakit_orchestration.lock import write_lock
 from datakit_orchestration.plan import TenantPlan
-from tests.unit.orchestration.airflow_helpers import DAGS, dagbag, shipped_plans
-from tests.unit.orchestration.helpers import ROOT, TENANTS, base, write_tenant
-from tests.unit.orchestration.test_lock import DIGEST_A, DIGEST_B, lock_with
+from tests.kit.airflow import dagbag
+from tests.kit.image_lock import DIGEST_A, DIGEST_B, lock_with
+from tests.kit.paths import DAGS, ROOT, TENANTS
+from tests.kit.tenants import base, shipped_plans, write_tenant
 
 ACME_EXTRACTS = [
     f"extract__erp_{table}"

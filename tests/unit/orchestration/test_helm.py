@@ -38,9 +38,9 @@ from datakit_orchestration.helm import (
 from datakit_orchestration.loader import TenantSpecError, load_tenant, load_tenants
 from datakit_orchestration.plan import TaskPlan, TenantPlan, plan_tenant
 from datakit_orchestration.spec import TenantSpec
-from tests.unit.orchestration.airflow_helpers import every_task, shipped_plans
-from tests.unit.orchestration.helpers import ROOT, TENANTS, base, write_tenant
-from tests.unit.orchestration.test_adapters import KUBERNETES_VERSION, pod_document
+from tests.kit.kubernetes import KUBERNETES_VERSION, pod_document
+from tests.kit.paths import ROOT, TENANTS
+from tests.kit.tenants import base, every_task, shipped_plans, write_tenant
 
 CHART = ROOT / "orchestration" / "helm" / "tenant-namespace"
 DOCKER_CONFIG = json.dumps({"auths": {"registry.example": {"auth": "dXNlcjpwYXNz"}}})
@@ -157,8 +157,26 @@ def test_chart_lints_without_a_warning(tenant: str) -> None:
 
 @pytest.mark.parametrize("tenant", TENANT_NAMES)
 def test_every_rendered_object_is_valid_for_kubernetes(tenant: str) -> None:
-    for document in rendered(tenant):
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    validated = {
+        (document["kind"], document["metadata"]["name"]): kubernetes_validate.validate(
+            document, KUBERNETES_VERSION, strict=True
+        )
+        for document in rendered(tenant)
+    }
+    assert len(validated) == len(rendered(tenant))  # every object, each once
+    assert {kind for kind, _name in validated} == {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "Secret",
+    }
+    # Each against the pinned release's own schema, never an older one's.
+    pinned = ".".join(KUBERNETES_VERSION.split(".")[:2])
+    assert set(validated.values()) == {pinned}
 
 
 def test_lint_reports_an_error_for_an_invalid_object() -> None:

@@ -11,9 +11,7 @@ from datakit_orchestration.lock import (
     DEFAULT_LOCK_PATH,
     LOCK_ENV,
     AlreadyReleased,
-    ImageLock,
     LockError,
-    Release,
     UnreleasedRunner,
     dump_lock,
     load_lock,
@@ -24,27 +22,9 @@ from datakit_orchestration.lock import (
     write_lock,
 )
 from datakit_orchestration.spec import TenantSpec
-from tests.unit.orchestration.helpers import ROOT, base
-
-DIGEST_A = "sha256:" + "a" * 64
-DIGEST_B = "sha256:" + "b" * 64
-
-
-def release(digest: str = DIGEST_A) -> Release:
-    return Release(
-        digest=digest,
-        revision="c9cc8593606d67c484f9cb17ac8e2ef534281993",
-        created="2026-11-23T06:41:26Z",
-        released_at="2026-11-23T07:00:00Z",
-        registry="127.0.0.1:5000",
-    )
-
-
-def lock_with(*entries: tuple[str, str, str]) -> ImageLock:
-    lock = ImageLock()
-    for runner, version, digest in entries:
-        lock = lock.with_release(runner, version, release(digest))
-    return lock
+from tests.kit.image_lock import DIGEST_A, DIGEST_B, lock_with, release
+from tests.kit.paths import ROOT
+from tests.kit.tenants import base
 
 
 def tenant(**changes: object) -> TenantSpec:

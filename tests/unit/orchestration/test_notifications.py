@@ -18,8 +18,8 @@ from airflow.dag_processing.processor import _execute_callbacks
 
 from datakit_orchestration.adapters.secrets import variable_name
 from datakit_orchestration.plan import SecretRef
-from tests.unit.orchestration.airflow_helpers import DAGS
-from tests.unit.orchestration.conftest import Mailbox
+from tests.kit.notifications import Mailbox
+from tests.kit.paths import DAGS
 
 RUN_ID = "scheduled__2024-06-01T00:00:00+00:00"
 

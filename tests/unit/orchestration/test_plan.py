@@ -32,7 +32,8 @@ from datakit_orchestration.spec import TenantSpec
 from datakit_postgres.cli import RUNNER as POSTGRES_RUNNER
 from datakit_postgres.cli import app as postgres_app
 from datakit_postgres.config import PostgresRunnerConfig
-from tests.unit.orchestration.helpers import TENANTS, base
+from tests.kit.paths import TENANTS
+from tests.kit.tenants import base
 
 WH = "postgres://127.0.0.1:54322/warehouse"
 ACME_TABLES = ["region", "nation", "supplier", "part", "partsupp", "customer", "orders", "lineitem"]
@@ -144,7 +145,22 @@ def test_acme_bronze_tasks(acme: TenantPlan) -> None:
     assert acme.task("extract__erp_lineitem").resources.memory_limit_bytes == 2 * 1024**3
 
 
-def test_acme_dbt_tasks(acme: TenantPlan) -> None:
+GOLD_ASSETS = tuple(
+    f"{WH}/gold/{m}"
+    for m in (
+        "dim_customers",
+        "dim_dates",
+        "dim_parts",
+        "dim_suppliers",
+        "fct_order_lines",
+        "fct_orders",
+        "mart_pricing_summary",
+        "mart_revenue_by_nation_year",
+    )
+)
+
+
+def test_acme_dbt_steps_build_silver_run_gold_and_test_the_marts(acme: TenantPlan) -> None:
     silver, gold, quality = acme.tasks[-3:]
     assert silver.args == (
         "build",
@@ -157,36 +173,35 @@ def test_acme_dbt_tasks(acme: TenantPlan) -> None:
     )
     assert gold.args == ("run", "--select", "path:models/marts")
     assert quality.args == ("test", "--select", "path:models/marts")
-    gold_assets = tuple(
-        f"{WH}/gold/{m}"
-        for m in (
-            "dim_customers",
-            "dim_dates",
-            "dim_parts",
-            "dim_suppliers",
-            "fct_order_lines",
-            "fct_orders",
-            "mart_pricing_summary",
-            "mart_revenue_by_nation_year",
-        )
-    )
+
+
+def test_acme_silver_reads_bronze_gold_writes_the_marts_and_quality_reads_them(
+    acme: TenantPlan,
+) -> None:
+    silver, gold, quality = acme.tasks[-3:]
     assert silver.inlets == tuple(f"{WH}/bronze_erp/{t}" for t in ACME_TABLES)
-    assert (silver.outlets, gold.inlets, gold.outlets) == ((), (), gold_assets)
-    assert (quality.inlets, quality.outlets) == (gold_assets, ())
-    for task in (silver, gold, quality):
-        assert task.image == "registry.localhost/etl/dbt-runner:0.1.0"
-        assert task.env == {
-            "DK_LOG_FORMAT": "json",
-            "DK_TENANT": "acme",
-            "DK_TENANT_SCHEMA_PREFIX": "",
-            "DK_DBT_THREADS": "4",
-            **WAREHOUSE_ENV,
-            # Silver leaves the tests that also read a Gold model to the quality gate.
-            **({"DBT_INDIRECT_SELECTION": "cautious"} if task is silver else {}),
-        }
-        assert task.secrets == (WAREHOUSE_SECRET,)
-        assert task.pool is None and task.resources == DEFAULT_RESOURCES
-        assert (task.retry_exit_codes, task.skip_exit_codes) == ((3,), (99,))
+    assert (silver.outlets, gold.inlets, gold.outlets) == ((), (), GOLD_ASSETS)
+    assert (quality.inlets, quality.outlets) == (GOLD_ASSETS, ())
+
+
+@pytest.mark.parametrize("step", ["dbt_build__silver", "dbt_run__gold", "dbt_test__gold"])
+def test_acme_dbt_steps_run_the_dbt_image_with_the_warehouse_only(
+    acme: TenantPlan, step: str
+) -> None:
+    task = acme.task(step)
+    assert task.image == "registry.localhost/etl/dbt-runner:0.1.0"
+    assert task.env == {
+        "DK_LOG_FORMAT": "json",
+        "DK_TENANT": "acme",
+        "DK_TENANT_SCHEMA_PREFIX": "",
+        "DK_DBT_THREADS": "4",
+        **WAREHOUSE_ENV,
+        # Silver leaves the tests that also read a Gold model to the quality gate.
+        **({"DBT_INDIRECT_SELECTION": "cautious"} if step == "dbt_build__silver" else {}),
+    }
+    assert task.secrets == (WAREHOUSE_SECRET,)
+    assert task.pool is None and task.resources == DEFAULT_RESOURCES
+    assert (task.retry_exit_codes, task.skip_exit_codes) == ((3,), (99,))
 
 
 def test_dependencies_run_bronze_then_silver_then_gold_then_quality(acme: TenantPlan) -> None:
@@ -209,11 +224,11 @@ def test_tasks_are_in_topological_order_with_unique_ids(tenant: str) -> None:
         seen.add(task.task_id)
 
 
-def test_globex_plan(globex: TenantPlan) -> None:
-    registry = "registry.globex.example:5000/etl"
-    wh = "postgres://warehouse.data.svc.cluster.local:5432/shared_warehouse"
-    payments = globex.task("extract__billing_payments")
-    assert payments.args == (
+GLOBEX_WH = "postgres://warehouse.data.svc.cluster.local:5432/shared_warehouse"
+
+
+def test_globex_merge_passes_its_primary_key_and_marks_deletes(globex: TenantPlan) -> None:
+    assert globex.task("extract__billing_payments").args == (
         "extract",
         "--table",
         "payments",
@@ -228,16 +243,9 @@ def test_globex_plan(globex: TenantPlan) -> None:
         "--deletes",
         "mark",
     )
-    assert payments.image == f"{registry}/postgres-runner:0.1.0"
-    assert payments.secrets[0] == SecretEnv(
-        "DK_SOURCE__PASSWORD", SecretRef("globex-billing", "db-password")
-    )
-    assert payments.resources == Resources("100m", "2", "128Mi", "4Gi")
-    assert (payments.retries, payments.retry_delay_seconds, payments.pool) == (
-        4,
-        120,
-        "globex__billing",
-    )
+
+
+def test_globex_snapshot_and_cursor_tables_pass_their_mode_and_cursor(globex: TenantPlan) -> None:
     assert globex.task("extract__crm_accounts").args == (
         "extract",
         "--table",
@@ -246,13 +254,42 @@ def test_globex_plan(globex: TenantPlan) -> None:
         "snapshot",
     )
     assert globex.task("extract__crm_contacts").args[-2:] == ("--cursor", "modified_at")
+
+
+def test_globex_schema_qualified_table_lands_under_its_table_name(globex: TenantPlan) -> None:
     plans = globex.task("extract__billing_plans")
     assert plans.args[:3] == ("extract", "--table", "public.plans")
-    assert plans.outlets == (f"{wh}/bronze_billing/plans",)
+    assert plans.outlets == (f"{GLOBEX_WH}/bronze_billing/plans",)
+
+
+def test_globex_runners_come_from_its_registry_with_its_secret_names(globex: TenantPlan) -> None:
+    payments = globex.task("extract__billing_payments")
+    assert payments.image == "registry.globex.example:5000/etl/postgres-runner:0.1.0"
+    assert payments.secrets[0] == SecretEnv(
+        "DK_SOURCE__PASSWORD", SecretRef("globex-billing", "db-password")
+    )
+
+
+def test_globex_table_settings_override_resources_retries_and_pool(globex: TenantPlan) -> None:
+    payments = globex.task("extract__billing_payments")
+    assert payments.resources == Resources("100m", "2", "128Mi", "4Gi")
+    assert (payments.retries, payments.retry_delay_seconds, payments.pool) == (
+        4,
+        120,
+        "globex__billing",
+    )
+
+
+def test_globex_source_schema_and_ssl_reach_only_their_sources_env(globex: TenantPlan) -> None:
     crm_env = globex.task("extract__crm_accounts").env
     assert (crm_env["DK_SOURCE__SCHEMA"], crm_env["DK_SOURCE__SSLMODE"]) == ("sales", "require")
     assert crm_env["DK_WAREHOUSE__SSLMODE"] == "require"
-    assert "DK_SOURCE__SCHEMA" not in plans.env
+    assert "DK_SOURCE__SCHEMA" not in globex.task("extract__billing_plans").env
+
+
+def test_globex_gold_selects_its_tag_with_its_vars_into_its_prefixed_schema(
+    globex: TenantPlan,
+) -> None:
     gold = globex.task("dbt_run__gold")
     assert gold.args == (
         "run",
@@ -261,20 +298,34 @@ def test_globex_plan(globex: TenantPlan) -> None:
         "--vars",
         '{"bronze_schema": "bronze_crm", "fiscal_year_start": "04-01"}',
     )
-    assert gold.outlets == (f"{wh}/globex_gold/fct_invoices", f"{wh}/globex_gold/dim_accounts")
+    assert gold.outlets == (
+        f"{GLOBEX_WH}/globex_gold/fct_invoices",
+        f"{GLOBEX_WH}/globex_gold/dim_accounts",
+    )
     assert gold.env["DK_TENANT_SCHEMA_PREFIX"] == "globex_" and gold.env["DK_DBT_THREADS"] == "8"
     assert gold.resources == Resources("500m", "2", "1Gi", "2Gi")
+
+
+def test_globex_has_a_pool_per_source_sized_by_its_parallelism(globex: TenantPlan) -> None:
     assert globex.pools == (
         Pool("globex__crm", 3, "Tables read at once from source `crm` of tenant `globex`"),
         Pool("globex__billing", 1, "Tables read at once from source `billing` of tenant `globex`"),
     )
+
+
+def test_globex_notifies_its_chat_webhooks(globex: TenantPlan) -> None:
     assert globex.notifications.webhooks == (
         Webhook("slack", SecretRef("globex-alerts", "slack-url")),
         Webhook("teams", SecretRef("globex-alerts", "teams-url")),
     )
+
+
+def test_globex_runs_every_six_hours_in_its_namespace_with_its_pull_secret(
+    globex: TenantPlan,
+) -> None:
+    assert globex.schedule == "0 */6 * * *"
     assert globex.kubernetes.namespace == "globex-data"
     assert globex.kubernetes.image_pull_secrets == ("globex-registry",)
-    assert globex.schedule == "0 */6 * * *"
 
 
 def test_no_secret_value_reaches_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:

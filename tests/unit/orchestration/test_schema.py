@@ -12,8 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
+from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.schema import SCHEMA_PATH, main, tenant_schema_text
-from tests.unit.orchestration.helpers import ROOT, TENANTS, base
+from tests.kit.paths import ROOT, TENANTS
+from tests.kit.tenants import base
 
 COMMITTED = ROOT / "orchestration" / "tenant.schema.json"
 
@@ -76,7 +78,10 @@ def test_committed_tenants_validate_against_the_schema(path: Path) -> None:
     schema = json.loads(COMMITTED.read_text())
     data = yaml.safe_load(path.read_text())
     data["schedule"]["start_date"] = str(data["schedule"]["start_date"])  # YAML date → JSON text
-    jsonschema.validate(data, schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [f"{e.json_path}: {e.message}" for e in validator.iter_errors(data)] == []
+    spec = load_tenant(path)
+    assert (spec.tenant, len(spec.sources)) == (data["tenant"], len(data["sources"]))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from datakit_contract.tables import TableSpec as RunnerTableSpec
 from datakit_orchestration.loader import TenantSpecError, load_tenant, load_tenants
 from datakit_orchestration.spec import TenantSpec
-from tests.unit.orchestration.helpers import ROOT, TENANTS, base, write_tenant
+from tests.kit.paths import ROOT, TENANTS
+from tests.kit.tenants import base, write_tenant
 
 
 def problems_of(tmp_path: Path, data: dict[str, Any], name: str | None = None) -> TenantSpecError:

@@ -1,16 +1,12 @@
-"""How the dbt runner reads dbt's artifacts and classifies dbt's own errors."""
+"""`datakit_dbt.invoke`: how the dbt runner reads dbt's artifacts, passes a selection through
+and classifies dbt's own errors."""
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
-import pytest
-
 from datakit_core.errors import ConfigError, TransientError
-from datakit_dbt.baked import BAKED_DIR, INPUTS_FILE, STATE_FILE, load_manifest, parse_inputs
-from datakit_dbt.config import DbtRunnerConfig
 from datakit_dbt.invoke import Selection, _classify, _read_run_results, _summarise
 
 RUN_RESULTS = {
@@ -102,26 +98,3 @@ def test_dbt_errors_are_transient_only_for_connections() -> None:
     assert isinstance(_classify(FailedToConnectionError("boom")), TransientError)
     assert isinstance(_classify(RuntimeError("could not connect to server")), TransientError)
     assert isinstance(_classify(RuntimeError("Compilation Error in model x")), ConfigError)
-
-
-def test_a_run_whose_parse_inputs_differ_parses_and_says_why(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    config = DbtRunnerConfig.model_validate(
-        {
-            "warehouse": {"host": "db", "dbname": "acme", "user": "dbt"},
-            "project_dir": tmp_path,
-            "tenant_schema_prefix": "acme_",
-        }
-    )
-    assert load_manifest(config, None) is None  # nothing baked: a plain parse, silently
-    baked = tmp_path / BAKED_DIR
-    baked.mkdir()
-    (baked / INPUTS_FILE).write_text(json.dumps(parse_inputs(config, None)))
-    (baked / STATE_FILE).write_bytes(b"not read unless every input matches")
-    caplog.set_level(logging.INFO)
-    assert load_manifest(config, '{"report_date": "1998-01-01"}') is None
-    other = config.model_copy(update={"tenant_schema_prefix": "", "target": "prod"})
-    assert load_manifest(other, None) is None
-    assert "`vars` differ(s)" in caplog.messages[0]
-    assert "`target`, `tenant_schema_prefix` differ(s)" in caplog.messages[1]

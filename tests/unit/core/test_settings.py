@@ -85,7 +85,9 @@ def test_json_lists_in_the_environment() -> None:
 
 
 def test_unrelated_dk_variables_are_ignored() -> None:
-    load_config(PostgresRunnerConfig, environ={**BASE_ENV, "DK_TEST_SOURCE_PORT": "1"})
+    config = load_config(PostgresRunnerConfig, environ={**BASE_ENV, "DK_TEST_SOURCE_PORT": "1"})
+    assert config == load_config(PostgresRunnerConfig, environ=BASE_ENV)
+    assert (config.source.host, config.source.port) == ("src", 5432)  # the default port
 
 
 def test_two_tables_landing_in_one_bronze_table_are_refused() -> None:

@@ -1,4 +1,4 @@
-"""Tenant files for the orchestration tests: the committed ones, and a small valid one to break."""
+"""Tenant files for the tests: the shipped ones and their plans, and a small valid one to break."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-TENANTS = ROOT / "orchestration" / "tenants"
+from datakit_orchestration.loader import load_tenants
+from datakit_orchestration.plan import TenantPlan, plan_tenant
+from tests.kit.paths import TENANTS
 
 BASE: dict[str, Any] = {
     "tenant": "initech",
@@ -54,3 +56,19 @@ def write_tenant(directory: Path, data: dict[str, Any], name: str | None = None)
     path = directory / f"{name or data['tenant']}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def shipped_plans() -> list[TenantPlan]:
+    """The plan of every tenant in `orchestration/tenants`."""
+    specs, errors = load_tenants(TENANTS)
+    assert not errors, errors
+    return [plan_tenant(spec) for spec in specs]
+
+
+def every_task() -> list[Any]:
+    """(plan, task) of every task of every shipped tenant, as pytest params named by task."""
+    return [
+        pytest.param(plan, task, id=f"{plan.tenant}:{task.task_id}")
+        for plan in shipped_plans()
+        for task in plan.tasks
+    ]
