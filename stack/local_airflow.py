@@ -267,6 +267,28 @@ class LocalAirflow:
                 )
             time.sleep(1)
 
+    def trigger(self, dag_id: str, run_id: str) -> None:
+        """Queue a run of `dag_id` for the scheduler (the DAG is unpaused first)."""
+        self.airflow("dags", "unpause", dag_id)
+        self.airflow("dags", "trigger", dag_id, "--run-id", run_id)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = RUN_TIMEOUT_S) -> DagRun:
+        """The run `run_id` once the scheduler has finished it (success or failed)."""
+        started = time.monotonic()
+        while True:
+            with sqlite3.connect(self.home / "airflow.db") as db:
+                found = db.execute(
+                    "select state from dag_run where dag_id = ? and run_id = ?", (dag_id, run_id)
+                ).fetchone()
+            if found and found[0] in ("success", "failed"):
+                return self._read_run(dag_id, "", "", time.monotonic() - started, run_id=run_id)
+            if time.monotonic() - started > timeout_s:
+                raise AirflowCommandFailed(
+                    f"run `{run_id}` of `{dag_id}` is {found[0] if found else 'not created'} "
+                    f"after {timeout_s:.0f} s; see the scheduler's log"
+                )
+            time.sleep(1)
+
     def run_dag(self, dag_id: str, logical_date: str) -> DagRun:
         """`airflow dags test <dag_id> <logical_date>`, then what the database recorded."""
         started = time.monotonic()
@@ -280,11 +302,20 @@ class LocalAirflow:
         output = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         return self._read_run(dag_id, logical_date, output, time.monotonic() - started)
 
-    def _read_run(self, dag_id: str, logical_date: str, output: str, seconds: float) -> DagRun:
+    def _read_run(
+        self,
+        dag_id: str,
+        logical_date: str,
+        output: str,
+        seconds: float,
+        run_id: str | None = None,
+    ) -> DagRun:
+        """The run of `dag_id` for `logical_date` (or with `run_id`), as the database holds it."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             found = db.execute(
-                "select run_id, state from dag_run where dag_id = ? and logical_date like ?",
-                (dag_id, f"{logical_date}%"),
+                "select run_id, state from dag_run where dag_id = ? and "
+                + ("run_id = ?" if run_id else "logical_date like ?"),
+                (dag_id, run_id or f"{logical_date}%"),
             ).fetchall()
             if len(found) != 1:
                 raise AirflowCommandFailed(

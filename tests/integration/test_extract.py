@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -546,3 +547,18 @@ def test_the_commands_are_plain_functions_a_config_in_a_run_result_out(
     loaded = run_extract(config, POSTGRES.open_source, Invocation(POSTGRES.info))
     assert (loaded.status, loaded.table("orders").rows_written) == ("succeeded", 20)
     assert warehouse_db.execute("select count(*) from bronze_erp.orders") == [(20,)]
+
+
+def test_the_first_loads_of_a_new_source_may_run_at_once(
+    runner: Runner, source_db: Database, warehouse_db: Database
+) -> None:
+    """Tables of one source load in parallel (the tenant's pool has several slots); on a new
+    warehouse they all create the source's Bronze schema, which must not fail any of them."""
+    names = [f"t{i}" for i in range(6)]
+    for name in names:
+        source_db.execute(f"create table {name} as select generate_series(1, 1000) as id")
+    with ThreadPoolExecutor(len(names)) as pool:
+        outcomes = list(pool.map(lambda name: runner("extract", "--table", name), names))
+    assert [o.code for o in outcomes] == [0] * len(names), [o.stderr for o in outcomes if o.code]
+    counts = [warehouse_db.execute(f"select count(*) from bronze_erp.{n}") for n in names]
+    assert counts == [[(1000,)]] * len(names)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup
 
-from datakit_orchestration.adapters.notify import notifiers
+from datakit_orchestration.adapters.notify import notifiers, timeout_notifiers
 from datakit_orchestration.adapters.runtime import Runtime, renderer, runtime_from_env
 from datakit_orchestration.adapters.secrets import check_variable_names
 from datakit_orchestration.loader import load_tenant, load_tenants
@@ -30,7 +30,7 @@ from datakit_orchestration.plan import TenantPlan, plan_tenant
 def build_dag(plan: TenantPlan, runtime: Runtime) -> DAG:
     """The Airflow DAG of one tenant, its tasks rendered for `runtime`."""
     check_variable_names(plan.tenant, [s.secret for t in plan.tasks for s in t.secrets])
-    render = renderer(plan, runtime)
+    render = renderer(plan, runtime, on_failure=timeout_notifiers(plan))
     operators: dict[str, BaseOperator] = {}
     with DAG(
         dag_id=plan.dag_id,

@@ -30,6 +30,8 @@ PATTERN_HINTS = {
     "(no ranges, no `latest`)",
     names.TABLE_PATTERN: "is not a table name; use `table` or `schema.table` with letters, "
     "digits and `_`",
+    spec.DURATION_PATTERN: "is not a duration; use a number and `s`, `m` or `h`, e.g. `90m` or "
+    "`2h`",
     spec.IDENTIFIER_PATTERN: "is not a table name; use letters, digits and `_`, not starting "
     "with a digit",
     spec.SECRET_NAME_PATTERN: "is not a Kubernetes Secret name; use lower-case letters, digits, "

@@ -78,6 +78,8 @@ class TaskPlan:
     resources: Resources
     retries: int
     retry_delay_seconds: int
+    execution_timeout_seconds: int
+    startup_timeout_seconds: int  # how long its pod may stay pending (Kubernetes)
     upstream: tuple[str, ...] = ()
     trigger_rule: TriggerRule = "all_success"
     pool: str | None = None
@@ -108,6 +110,11 @@ class NotificationPlan:
     on_success: bool
     email: tuple[str, ...]
     webhooks: tuple[Webhook, ...]
+
+
+def runner_labels(tenant: str) -> dict[str, str]:
+    """Labels of every runner container or pod: whose it is, for `docker ps` and `kubectl`."""
+    return {"app.kubernetes.io/part-of": "datakit", "datakit/tenant": tenant}
 
 
 @dataclass(frozen=True)
@@ -227,15 +234,20 @@ def pool_name(tenant: TenantSpec, source: SourceSpec) -> str:
 
 
 def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
-    variables = _base_env(tenant) | _connection_env(
-        env.SOURCE,
-        name=source.name,
-        host=source.host,
-        port=str(source.port),
-        dbname=source.dbname,
-        user=source.user,
-        schema=source.schema_,
-        sslmode=source.sslmode,
+    execution = table.execution_timeout or source.execution_timeout or tenant.timeouts.execution
+    variables = (
+        _base_env(tenant)
+        | _deadline_env(execution)
+        | _connection_env(
+            env.SOURCE,
+            name=source.name,
+            host=source.host,
+            port=str(source.port),
+            dbname=source.dbname,
+            user=source.user,
+            schema=source.schema_,
+            sslmode=source.sslmode,
+        )
     )
     bronze = asset_uri(tenant.warehouse, bronze_schema(source.name), table.bronze_name)
     return TaskPlan(
@@ -251,6 +263,8 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
         resources=_resources(tenant.resources.merged(table.resources)),
         retries=tenant.retries.count,
         retry_delay_seconds=tenant.retries.delay_seconds,
+        execution_timeout_seconds=spec.seconds(execution),
+        startup_timeout_seconds=spec.seconds(tenant.timeouts.pod_startup),
         pool=pool_name(tenant, source),
         outlets=(bronze,),
     )
@@ -259,7 +273,7 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
 def _dbt_task(
     tenant: TenantSpec,
     task_id: str,
-    group: Group,
+    group: spec.DbtStep,
     command: str,
     select: list[str],
     *,
@@ -274,7 +288,10 @@ def _dbt_task(
         args += ["--select", selector]
     if tenant.dbt.vars:
         args += ["--vars", json.dumps(tenant.dbt.vars, sort_keys=True, default=str)]
-    variables = _base_env(tenant)
+    execution = tenant.dbt.step_execution_timeouts.get(
+        group, tenant.dbt.execution_timeout or tenant.timeouts.execution
+    )
+    variables = _base_env(tenant) | _deadline_env(execution)
     variables[env.TENANT_SCHEMA_PREFIX] = tenant.dbt.tenant_schema_prefix
     variables[env.DBT_THREADS] = str(tenant.dbt.threads)
     if indirect_selection:
@@ -289,6 +306,8 @@ def _dbt_task(
         resources=_resources(tenant.resources.merged(tenant.dbt.resources)),
         retries=tenant.retries.count,
         retry_delay_seconds=tenant.retries.delay_seconds,
+        execution_timeout_seconds=spec.seconds(execution),
+        startup_timeout_seconds=spec.seconds(tenant.timeouts.pod_startup),
         upstream=upstream,
         trigger_rule=trigger_rule,
         inlets=inlets,
@@ -302,6 +321,7 @@ def _base_env(tenant: TenantSpec) -> dict[str, str]:
     return {
         env.LOG_FORMAT: "json",
         env.TENANT: tenant.tenant,
+        env.STALL_TIMEOUT: str(spec.seconds(tenant.timeouts.stall)),
         **_connection_env(
             env.WAREHOUSE,
             host=warehouse.host,
@@ -311,6 +331,18 @@ def _base_env(tenant: TenantSpec) -> dict[str, str]:
             sslmode=warehouse.sslmode,
         ),
     }
+
+
+def runner_deadline(execution_timeout_seconds: int) -> int:
+    """When the runner stops itself (exit 3, nothing committed): a little before Airflow's
+    execution timeout, so a task past its time ends cleanly, with its RunResult, instead of
+    being killed. Airflow's timeout stays as the backstop."""
+    grace = max(5, min(120, execution_timeout_seconds // 20))
+    return max(1, execution_timeout_seconds - grace)
+
+
+def _deadline_env(execution: str) -> dict[str, str]:
+    return {env.EXECUTION_TIMEOUT: str(runner_deadline(spec.seconds(execution)))}
 
 
 def _connection_env(section: str, **values: str | None) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,6 +32,7 @@ REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+
 CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
 MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h)$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 SILVER_SELECT = ("path:models/staging", "path:models/intermediate", "path:snapshots")
@@ -40,6 +41,8 @@ CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@year
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
 
 RunnerType = Literal["postgres", "sqlserver", "spark"]
+DbtStep = Literal["silver", "gold", "quality"]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -47,6 +50,15 @@ _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 def _listed(values: list[str]) -> str:
     return ", ".join(f"`{v}`" for v in values)
+
+
+def seconds(duration: str) -> int:
+    """A duration of the spec (`90s`, `30m`, `2h`) in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def _duration(default: str | None, description: str) -> Any:
+    return Field(default=default, pattern=DURATION_PATTERN, description=description)
 
 
 def cpu_millicores(quantity: str) -> float:
@@ -231,6 +243,9 @@ class TableSpec(tables.TableSpec):
     resources: ResourcesOverride | None = Field(
         default=None, description="Resources of this table's task, replacing the defaults."
     )
+    execution_timeout: str | None = _duration(
+        None, "Execution timeout of this table's task (`45m`), replacing its source's."
+    )
 
 
 class SourceSpec(BaseModel):
@@ -270,6 +285,9 @@ class SourceSpec(BaseModel):
         "`<tenant>__<source>`, which keeps the source from being overloaded.",
     )
     tables: list[TableSpec] = Field(min_length=1, description="Tables to load into Bronze.")
+    execution_timeout: str | None = _duration(
+        None, "Execution timeout of this source's tasks (`1h`), replacing the tenant's."
+    )
 
     @model_validator(mode="after")
     def _unique_tables(self) -> SourceSpec:
@@ -327,6 +345,13 @@ class DbtSpec(BaseModel):
     resources: ResourcesOverride | None = Field(
         default=None, description="Resources of the dbt tasks, replacing the defaults."
     )
+    execution_timeout: str | None = _duration(
+        None, "Execution timeout of every dbt step (`1h`), replacing the tenant's."
+    )
+    step_execution_timeouts: dict[DbtStep, Duration] = Field(
+        default_factory=dict,
+        description="Execution timeout of one dbt step, e.g. `{silver: 2h, quality: 20m}`.",
+    )
 
     @field_validator("gold_models")
     @classmethod
@@ -338,6 +363,28 @@ class DbtSpec(BaseModel):
                 "`.sql`, e.g. `fct_orders`"
             )
         return names
+
+
+class Timeouts(BaseModel):
+    """How long a task may run, and how long a database may stay silent. Durations are a number
+    and `s`, `m` or `h`."""
+
+    model_config = _FROZEN
+
+    execution: str = _duration(
+        "2h",
+        "Longest a task may run: Airflow fails it past this, and its runner stops itself (exit "
+        "3, nothing committed) a little before. Sources, tables and dbt steps may override it.",
+    )
+    stall: str = _duration(
+        "5m",
+        "Longest a database may stay silent (no answer, or no bytes on a copy) before the "
+        "runner stops (exit 3): the runners' `DK_STALL_TIMEOUT_S`.",
+    )
+    pod_startup: str = _duration(
+        "5m",
+        "Kubernetes: longest a runner pod may stay pending (scheduling, image pull).",
+    )
 
 
 class Retries(BaseModel):
@@ -507,6 +554,9 @@ class TenantSpec(BaseModel):
         default_factory=Resources, description="Default resources of every runner task."
     )
     retries: Retries = Field(default_factory=Retries, description="Retries of transient failures.")
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts, description="Execution, stall and pod startup timeouts."
+    )
     notifications: Notifications = Field(
         default_factory=Notifications, description="Failure and success notifications."
     )

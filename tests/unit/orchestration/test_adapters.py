@@ -37,7 +37,7 @@ from datakit_orchestration.adapters.secrets import (
     read_secret,
     variable_name,
 )
-from datakit_orchestration.plan import SecretRef, TaskPlan, TenantPlan
+from datakit_orchestration.plan import SecretRef, TaskPlan, TenantPlan, runner_labels
 from tests.kit.airflow import secret_values
 from tests.kit.kubernetes import KUBERNETES_VERSION, pod_document
 from tests.kit.paths import ROOT
@@ -88,6 +88,7 @@ def test_docker_and_kubernetes_renderings_agree(plan: TenantPlan, task: TaskPlan
     assert list(docker.skip_on_exit_code) == list(kubernetes.skip_on_exit_code) == [99]
     assert docker.pool == kubernetes.pool == (task.pool or "default_pool")
     assert docker.trigger_rule == kubernetes.trigger_rule == task.trigger_rule
+    assert docker.labels == kubernetes.labels == runner_labels(plan.tenant)
     assert docker.do_xcom_push and kubernetes.do_xcom_push
     # One XCom: the runner's /airflow/xcom/return.json, decoded as JSON. The Kubernetes sidecar
     # reads the file there and the operator `json.loads` it; Docker copies the same file out.

@@ -46,6 +46,9 @@ WAREHOUSE_ENV = {
     "DK_WAREHOUSE__USER": "warehouse",
 }
 WAREHOUSE_SECRET = SecretEnv("DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse", "password"))
+# The tenant's default timeouts: a task may run 2 h; its runner stops itself 120 s before, and
+# gives a silent database 300 s.
+BOUNDS_ENV = {"DK_EXECUTION_TIMEOUT_S": "7080", "DK_STALL_TIMEOUT_S": "300"}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,7 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
             "DK_SOURCE__DBNAME": "erp",
             "DK_SOURCE__USER": "erp",
             **WAREHOUSE_ENV,
+            **BOUNDS_ENV,
         },
         secrets=(
             SecretEnv("DK_SOURCE__PASSWORD", SecretRef("acme-erp", "password")),
@@ -122,6 +126,8 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
         resources=DEFAULT_RESOURCES,
         retries=2,
         retry_delay_seconds=300,
+        execution_timeout_seconds=7200,
+        startup_timeout_seconds=300,
         upstream=(),
         trigger_rule="all_success",
         pool="acme__erp",
@@ -196,6 +202,7 @@ def test_acme_dbt_steps_run_the_dbt_image_with_the_warehouse_only(
         "DK_TENANT_SCHEMA_PREFIX": "",
         "DK_DBT_THREADS": "4",
         **WAREHOUSE_ENV,
+        **BOUNDS_ENV,
         # Silver leaves the tests that also read a Gold model to the quality gate.
         **({"DBT_INDIRECT_SELECTION": "cautious"} if step == "dbt_build__silver" else {}),
     }
@@ -386,7 +393,9 @@ def test_the_runners_accept_the_planned_args_and_env(tenant: str) -> None:
                 t for s in spec.sources for t in s.tables if task.task_id.endswith(t.bronze_name)
             ]
             assert task.task_id == f"extract__{config.source.name}_{table.bronze_name}"
-            assert table == TableSpec.model_validate(planned.model_dump(exclude={"resources"}))
+            assert table == TableSpec.model_validate(
+                planned.model_dump(exclude={"resources", "execution_timeout"})
+            )
             assert config.source.password is not None
         if isinstance(config, DbtRunnerConfig):
             assert config.dbt_threads == int(task.env["DK_DBT_THREADS"])

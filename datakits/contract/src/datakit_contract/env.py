@@ -17,6 +17,8 @@ TENANT = "DK_TENANT"
 TENANT_SCHEMA_PREFIX = "DK_TENANT_SCHEMA_PREFIX"  # dbt: `<prefix>silver`, … (see names)
 DBT_THREADS = "DK_DBT_THREADS"
 TEST_SCOPE = "DK_TEST_SCOPE"
+STALL_TIMEOUT = "DK_STALL_TIMEOUT_S"  # seconds a database may stay silent before exit 3
+EXECUTION_TIMEOUT = "DK_EXECUTION_TIMEOUT_S"  # seconds the whole command may take before exit 3
 IMAGE_VERSION = "DATAKIT_IMAGE_VERSION"  # set by each image build; what `version` reports
 
 SOURCE = "source"

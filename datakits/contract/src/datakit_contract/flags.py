@@ -63,6 +63,12 @@ RUN_FLAGS: tuple[Flag, ...] = (
         "Seconds to wait while another run loads a table, then exit 3.",
         number=True,
     ),
+    Flag(
+        "--stall-timeout",
+        "stall_timeout_s",
+        "Seconds a database may stay silent before the run stops with exit 3 [DK_STALL_TIMEOUT_S].",
+        number=True,
+    ),
 )
 """What the run loads, for whom, and how long it waits for a table's lock."""
 

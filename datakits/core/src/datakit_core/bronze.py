@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from datakit_contract.names import bronze_schema
@@ -80,8 +81,9 @@ class Source(Protocol):
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]:
-        """The rows as a PostgreSQL binary COPY stream, each column cast to the given type."""
+    ) -> Iterable[Block]:
+        """The rows as a COPY stream in `copy_format`, each column cast to the given type. A
+        stream that a blocked read could hold up has a `cancel()` (see `pgcopy.relay`)."""
 
     def copy_statement(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
@@ -96,6 +98,9 @@ class RunContext:
     runner: str
     image_version: str
     lock_timeout_s: float
+    stall_timeout_s: float = 0  # a copy whose source sends nothing this long stops; 0: no bound
+    ddl_lock_timeout_s: float = 10.0
+    ddl_lock_attempts: int = 6
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ def load_table(
     key = state.TableKey(ctx.tenant, source.name, spec.bronze_name)
     target = f"{bronze_schema(source.name)}.{key.table}"
     try:
+        state.ensure_schema(warehouse, bronze_schema(source.name))
         with warehouse.transaction():
             warehouse.execute(
                 "select set_config('datakit.run_id', %s, true),"
@@ -191,7 +197,7 @@ def load_table(
             # and `deletes: mark` would take them for deleted.
             with source.snapshot():
                 plan = make_plan(warehouse, source, spec, ctx.tenant)
-                result = _execute(warehouse, source, plan, stamp)
+                result = _execute(warehouse, source, plan, stamp, ctx)
             result.duration_s = round(time.monotonic() - clock, 3)
             if plan.cursor and result.status == "succeeded":
                 state.write_watermark(
@@ -231,7 +237,7 @@ def load_table(
 
 
 def _execute(
-    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp
+    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp, ctx: RunContext
 ) -> TableResult:
     spec = plan.spec
     result = TableResult(
@@ -249,21 +255,20 @@ def _execute(
         result.schema_changes = []
         log.info("%s: no rows above watermark `%s`", spec.name, plan.watermark_before)
         return result
-    warehouse.execute(sql.SQL("create schema if not exists {}").format(_ident(plan.target_schema)))
     if not plan.has_new_rows:  # only the delete check has work to do
         result.watermark_after = plan.watermark_before
-        _prepare_target(warehouse, plan)
+        _prepare_target(warehouse, plan, ctx)
         _index_merge_target(warehouse, plan)
     elif spec.mode is LoadMode.FULL_REFRESH:
-        result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan), stamp)
+        result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan, ctx), stamp, ctx)
     elif spec.strategy is Strategy.MERGE:
-        result.rows_read, result.rows_replaced = _merge(warehouse, plan, _rows(source, plan), stamp)
+        rows = _rows(source, plan, ctx)
+        result.rows_read, result.rows_replaced = _merge(warehouse, plan, rows, stamp, ctx)
     else:
-        _prepare_target(warehouse, plan)
+        _prepare_target(warehouse, plan, ctx)
         target = _qualified(plan.target_schema, plan.target_table)
-        blocks, progress, fmt = _rows(source, plan)
         result.rows_read = _copy_into(
-            warehouse, target, plan.schema_plan.columns, blocks, progress, fmt
+            warehouse, target, plan.schema_plan.columns, _rows(source, plan, ctx)
         )
     result.rows_written = result.rows_read
     if spec.mode is LoadMode.FULL_REFRESH or not plan.target_exists:
@@ -273,42 +278,53 @@ def _execute(
             sql.SQL("analyze {}").format(_qualified(plan.target_schema, plan.target_table))
         )
     if spec.deletes is Deletes.MARK:
-        result.rows_deleted = _mark_deleted(warehouse, source, plan, stamp)
+        result.rows_deleted = _mark_deleted(warehouse, source, plan, stamp, ctx)
         if not plan.has_new_rows and not result.rows_deleted:
             result.status = "nothing_to_do"
     return result
 
 
-RowStream = tuple[Iterator[Block], Progress, CopyFormat]
+@dataclass(frozen=True)
+class Rows:
+    """A COPY stream from the source, how it is reported, and how long it may stay silent."""
+
+    blocks: Iterable[Block]  # with `cancel()` when it can be stopped from another thread
+    progress: Progress
+    format: CopyFormat
+    stall_timeout_s: float
+    source: str  # the source table, for messages
 
 
-def _rows(source: Source, plan: TablePlan) -> RowStream:
-    """The rows this run copies, as a COPY stream, the progress that reports on it, and the
-    stream's COPY format."""
+def _rows(source: Source, plan: TablePlan, ctx: RunContext) -> Rows:
+    """The rows this run copies."""
     expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
-    blocks = source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows)
-    return (
-        blocks,
-        Progress(plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log),
-        source.copy_format,
+    return Rows(
+        blocks=source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows),
+        progress=Progress(plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log),
+        format=source.copy_format,
+        stall_timeout_s=ctx.stall_timeout_s,
+        source=plan.source.qualified,
     )
 
 
 def _full_refresh(
-    warehouse: psycopg.Connection, plan: TablePlan, rows: RowStream, stamp: Stamp
+    warehouse: psycopg.Connection, plan: TablePlan, rows: Rows, stamp: Stamp, ctx: RunContext
 ) -> int:
     schema, live = plan.target_schema, plan.target_table
     columns = plan.schema_plan.columns
     if plan.target_exists and _has_dependent_views(warehouse, schema, live):
         log.info("%s.%s has dependent views: reloading it in place", schema, live)
-        _prepare_target(warehouse, plan)
+        _lock_exclusively(warehouse, plan, ctx)
+        _prepare_target(warehouse, plan, ctx)
         warehouse.execute(sql.SQL("truncate {}").format(_qualified(schema, live)))
-        return _copy_into(warehouse, _qualified(schema, live), columns, *rows)
+        return _copy_into(warehouse, _qualified(schema, live), columns, rows)
     aside = f"{live[:50]}__dk_new"
     _create_table(warehouse, schema, aside, _bronze_columns(plan))
     _set_metadata_defaults(warehouse, _qualified(schema, aside), stamp)
-    copied = _copy_into(warehouse, _qualified(schema, aside), columns, *rows)
+    copied = _copy_into(warehouse, _qualified(schema, aside), columns, rows)
     _set_metadata_defaults(warehouse, _qualified(schema, aside), None)
+    if plan.target_exists:
+        _lock_exclusively(warehouse, plan, ctx)
     warehouse.execute(sql.SQL("drop table if exists {}").format(_qualified(schema, live)))
     warehouse.execute(
         sql.SQL("alter table {} rename to {}").format(_qualified(schema, aside), _ident(live))
@@ -317,9 +333,9 @@ def _full_refresh(
 
 
 def _merge(
-    warehouse: psycopg.Connection, plan: TablePlan, rows: RowStream, stamp: Stamp
+    warehouse: psycopg.Connection, plan: TablePlan, rows: Rows, stamp: Stamp, ctx: RunContext
 ) -> tuple[int, int]:
-    _prepare_target(warehouse, plan)
+    _prepare_target(warehouse, plan, ctx)
     _index_merge_target(warehouse, plan)
     target = _qualified(plan.target_schema, plan.target_table)
     warehouse.execute(
@@ -328,7 +344,7 @@ def _merge(
         )
     )
     _set_metadata_defaults(warehouse, _ident("_dk_stage"), stamp)
-    copied = _copy_into(warehouse, _ident("_dk_stage"), plan.schema_plan.columns, *rows)
+    copied = _copy_into(warehouse, _ident("_dk_stage"), plan.schema_plan.columns, rows)
     replaced = warehouse.execute(
         sql.SQL("delete from {} t using _dk_stage s where {}").format(
             target, _key_match(plan.primary_key, "t", "s")
@@ -358,7 +374,7 @@ def _index_merge_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
 
 
 def _mark_deleted(
-    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp
+    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp, ctx: RunContext
 ) -> int:
     """Stamp `_dk_deleted_at` on live Bronze rows whose key the source no longer has.
 
@@ -374,9 +390,14 @@ def _mark_deleted(
     warehouse.execute(
         sql.SQL("create temp table _dk_source_keys ({}) on commit drop").format(definitions)
     )
-    progress = Progress(f"{plan.spec.name} (keys)", total_rows=plan.source.row_estimate, log=log)
-    blocks = source.copy_blocks(plan.source, keys, RowRange())
-    _copy_into(warehouse, _ident("_dk_source_keys"), keys, blocks, progress, source.copy_format)
+    rows = Rows(
+        blocks=source.copy_blocks(plan.source, keys, RowRange()),
+        progress=Progress(f"{plan.spec.name} (keys)", total_rows=plan.source.row_estimate, log=log),
+        format=source.copy_format,
+        stall_timeout_s=ctx.stall_timeout_s,
+        source=plan.source.qualified,
+    )
+    _copy_into(warehouse, _ident("_dk_source_keys"), keys, rows)
     warehouse.execute("analyze _dk_source_keys")  # a temp table has no statistics otherwise
     marked = warehouse.execute(
         sql.SQL(
@@ -404,11 +425,13 @@ def _key_match(keys: tuple[str, ...], left: str, right: str) -> sql.Composable:
     )
 
 
-def _prepare_target(warehouse: psycopg.Connection, plan: TablePlan) -> None:
+def _prepare_target(warehouse: psycopg.Connection, plan: TablePlan, ctx: RunContext) -> None:
     """Create the Bronze table, or bring an existing one up to the source's columns."""
     if not plan.target_exists:
         _create_table(warehouse, plan.target_schema, plan.target_table, _bronze_columns(plan))
         return
+    if plan.schema_plan.changes:
+        _lock_exclusively(warehouse, plan, ctx)
     table = _qualified(plan.target_schema, plan.target_table)
     for name in plan.schema_plan.missing_metadata:
         type_, default = METADATA_COLUMNS[name]
@@ -510,16 +533,76 @@ def _set_metadata_defaults(
 
 
 def _copy_into(
-    warehouse: psycopg.Connection,
-    table: sql.Identifier,
-    columns: tuple[Column, ...],
-    blocks: Iterator[Block],
-    progress: Progress,
-    fmt: CopyFormat,
+    warehouse: psycopg.Connection, table: sql.Identifier, columns: tuple[Column, ...], rows: Rows
 ) -> int:
     names = sql.SQL(", ").join(_ident(c.name) for c in columns)
-    statement = sql.SQL("copy {} ({}) from stdin (format {})").format(table, names, sql.SQL(fmt))
-    return relay(blocks, warehouse, statement, progress)
+    statement = sql.SQL("copy {} ({}) from stdin (format {})").format(
+        table, names, sql.SQL(rows.format)
+    )
+    return relay(
+        rows.blocks,
+        warehouse,
+        statement,
+        rows.progress,
+        stall_timeout_s=rows.stall_timeout_s,
+        source=f"the source table `{rows.source}`",
+    )
+
+
+def _lock_exclusively(warehouse: psycopg.Connection, plan: TablePlan, ctx: RunContext) -> None:
+    """Take the ACCESS EXCLUSIVE lock that swapping or altering a live Bronze table needs.
+
+    A waiting lock request queues every new reader of the table behind it, so each attempt waits
+    at most `ddl_lock_timeout_s`, and readers go on between attempts. After `ddl_lock_attempts`
+    the run gives up (exit 3, nothing written) naming the sessions that hold the table.
+    """
+    table = _qualified(plan.target_schema, plan.target_table)
+    timeout = sql.Literal(f"{int(ctx.ddl_lock_timeout_s * 1000)}ms")
+    for attempt in range(1, ctx.ddl_lock_attempts + 1):
+        try:
+            with warehouse.transaction():  # a savepoint: a timed-out attempt undoes only itself
+                warehouse.execute(sql.SQL("set local lock_timeout = {}").format(timeout))
+                warehouse.execute(sql.SQL("lock table {} in access exclusive mode").format(table))
+                warehouse.execute("set local lock_timeout = 0")
+            return
+        except pg_errors.LockNotAvailable:
+            holders = _lock_holders(warehouse, plan)
+            log.warning(
+                "%s: attempt %d of %d to lock it for the swap timed out after %g s; held by %s",
+                plan.target,
+                attempt,
+                ctx.ddl_lock_attempts,
+                ctx.ddl_lock_timeout_s,
+                holders,
+            )
+            if attempt < ctx.ddl_lock_attempts:
+                time.sleep(ctx.ddl_lock_timeout_s)
+    raise TransientError(
+        f"`{plan.target}` stayed locked by {holders} through {ctx.ddl_lock_attempts} attempts "
+        f"of {ctx.ddl_lock_timeout_s:g} s each; nothing was written. Let that session finish "
+        "(or end it with `select pg_terminate_backend(<pid>)`), or raise `DK_DDL_LOCK_TIMEOUT_S` "
+        "/ `DK_DDL_LOCK_ATTEMPTS`, then run again."
+    )
+
+
+def _lock_holders(warehouse: psycopg.Connection, plan: TablePlan) -> str:
+    """The other sessions holding a lock on the Bronze table: pid, application, for how long."""
+    rows = warehouse.execute(
+        """
+        select distinct a.pid, coalesce(nullif(a.application_name, ''), a.usename),
+               extract(epoch from now() - coalesce(a.xact_start, a.query_start))::int, l.mode
+        from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'relation' and l.granted and l.pid <> pg_backend_pid()
+          and l.relation = (quote_ident(%s) || '.' || quote_ident(%s))::regclass
+        order by 3 desc
+        """,
+        (plan.target_schema, plan.target_table),
+    ).fetchall()
+    if not rows:
+        return "a session that has since let go"
+    return ", ".join(
+        f"pid {pid} (`{app}`, {mode}, running {seconds} s)" for pid, app, seconds, mode in rows
+    )
 
 
 def _target_columns(warehouse: psycopg.Connection, schema: str, name: str) -> dict[str, str] | None:

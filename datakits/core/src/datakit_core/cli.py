@@ -108,7 +108,7 @@ def _invoke(app: click.Group, info: RunnerInfo, args: list[str] | None) -> int:
     try:
         returned = app.main(args=args, prog_name=info.name, standalone_mode=False, obj=invocation)
         if isinstance(returned, RunResult):
-            emit(returned)
+            emit(returned, invocation.stdout)
             return returned.exit_code
         return int(returned or 0)
     except click.exceptions.Exit as exc:
@@ -130,7 +130,7 @@ def _invoke(app: click.Group, info: RunnerInfo, args: list[str] | None) -> int:
 
 def _fail(invocation: Invocation, status: Status, message: str, kind: str) -> int:
     result = invocation.result(status=status, error=ErrorInfo(type=kind, message=message))
-    emit(result)
+    emit(result, invocation.stdout)
     return result.exit_code
 
 

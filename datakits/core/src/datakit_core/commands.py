@@ -19,7 +19,12 @@ from datakit_contract.result import RunResult
 from datakit_contract.tables import TableSpec
 from datakit_core import operations
 from datakit_core.cli import create_app
-from datakit_core.config import ExtractConfig, StateConfig
+from datakit_core.config import (
+    ExtractConfig,
+    StateConfig,
+    execution_timeout_field,
+    stall_timeout_field,
+)
 from datakit_core.errors import ConfigError
 from datakit_core.invocation import Invocation, RunnerInfo
 from datakit_core.operations import OpenSource
@@ -43,7 +48,11 @@ def create_source_app(runner: SourceRunner) -> click.Group:
     model: type[ExtractConfig] = runner.info.config_model  # type: ignore[assignment]
     source_model: Any = model.model_fields["source"].annotation
     discover_model = create_model(  # the source section alone: discover needs no warehouse
-        "DiscoverConfig", __config__=ConfigDict(extra="ignore"), source=(source_model, ...)
+        "DiscoverConfig",
+        __config__=ConfigDict(extra="ignore"),
+        source=(source_model, ...),
+        stall_timeout_s=(float, stall_timeout_field()),
+        execution_timeout_s=(float, execution_timeout_field()),
     )
     open_source = runner.open_source
 
@@ -131,6 +140,7 @@ def extract_config(
         "source.name": flags.get("source_name"),
         "all_tables": flags.get("all_tables"),
         "lock_timeout_s": flags.get("lock_timeout_s"),
+        "stall_timeout_s": flags.get("stall_timeout_s"),
     }
     if flags.get("all_tables") or not flags.get("tables"):
         dotted["table_defaults"] = settings or None

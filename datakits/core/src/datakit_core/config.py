@@ -6,6 +6,8 @@ A runner subclasses `ExtractConfig` and adds its own `source` section (a model w
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datakit_contract.names import NAME_PATTERN
@@ -13,6 +15,30 @@ from datakit_contract.tables import TableSettings, TableSpec
 from datakit_core.connection import PostgresConnection
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+STALL_TIMEOUT_S = 300.0
+
+
+def execution_timeout_field() -> Any:
+    """The run's own time limit (`DK_EXECUTION_TIMEOUT_S`): the orchestration plan sets it a
+    little under the task's execution timeout, so the runner stops itself cleanly first."""
+    return Field(
+        default=0,
+        ge=0,
+        description="Seconds the whole command may take before the runner stops it (exit 3, "
+        "nothing committed); 0: no limit.",
+    )
+
+
+def stall_timeout_field() -> Any:
+    """The stall timeout every runner has (`--stall-timeout`, `DK_STALL_TIMEOUT_S`)."""
+    return Field(
+        default=STALL_TIMEOUT_S,
+        ge=0,
+        description="Seconds a database server may stay silent (no answer to the watchdog, or no "
+        "bytes on a copy) before the run stops with exit 3; the warehouse also ends a "
+        "transaction the runner leaves idle three times this long. 0 waits forever.",
+    )
 
 
 class ExtractConfig(BaseModel):
@@ -37,6 +63,21 @@ class ExtractConfig(BaseModel):
         default=300.0,
         ge=0,
         description="Seconds to wait while another run loads the same table, then exit 3.",
+    )
+    stall_timeout_s: float = stall_timeout_field()
+    execution_timeout_s: float = execution_timeout_field()
+    ddl_lock_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds each attempt waits for the exclusive lock that a Bronze table's swap "
+        "or schema change needs: readers queue behind a waiting attempt at most this long.",
+    )
+    ddl_lock_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=100,
+        description="Attempts at that lock (with a pause as long as the timeout between them) "
+        "before the run exits 3 naming the sessions that hold it.",
     )
 
     @model_validator(mode="after")
@@ -71,3 +112,5 @@ class StateConfig(BaseModel):
     source: SourceName
     warehouse: PostgresConnection
     lock_timeout_s: float = 300.0
+    stall_timeout_s: float = stall_timeout_field()
+    execution_timeout_s: float = execution_timeout_field()

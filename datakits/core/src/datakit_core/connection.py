@@ -2,7 +2,9 @@
 
 Connection failures become `TransientError` (exit 3) with a message that names the target and
 the settings to check; every session gets the same fixed output settings so watermarks rendered
-as text compare and round-trip the same way on every server.
+as text compare and round-trip the same way on every server, and TCP keepalives, so a host that
+is gone is noticed. Every server connected to is watched for the rest of the command
+(`watchdog`): one that stops answering ends the run within its stall timeout.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import logging
 from typing import Literal
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from datakit_contract.env import env_name
+from datakit_core import watchdog
 from datakit_core.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,14 @@ log = logging.getLogger(__name__)
 SESSION_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3"
 )
+# A host that is gone (not one that is frozen: see `watchdog`) is noticed within 30 + 3 × 10 s.
+# libpq's names, for psycopg and for the `psql` child alike.
+KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
 
 
 class PostgresConnection(BaseModel):
@@ -55,8 +67,12 @@ def connect(
     *,
     role: str,
     application_name: str,
+    idle_in_transaction_timeout_s: float = 0,
 ) -> psycopg.Connection:
     """Open a connection; `role` ("source", "warehouse") names the config section in errors.
+
+    With `idle_in_transaction_timeout_s`, the server ends the session when the runner leaves a
+    transaction idle that long (a frozen runner cannot hold its locks).
 
     Connections are in autocommit mode so that every transaction is an explicit
     `conn.transaction()` block: BEGIN … COMMIT, never a savepoint inside an implicit transaction
@@ -65,6 +81,7 @@ def connect(
     password = settings.password.get_secret_value() if settings.password else None
     try:
         conn = psycopg.connect(
+            make_conninfo("", **KEEPALIVES),
             host=settings.host,
             port=settings.port,
             dbname=settings.dbname,
@@ -73,13 +90,8 @@ def connect(
             sslmode=settings.sslmode,
             connect_timeout=settings.connect_timeout,
             application_name=application_name[:63],
-            options=SESSION_OPTIONS,
+            options=_options(idle_in_transaction_timeout_s),
             autocommit=True,
-            # Long COPY streams must notice a dead peer instead of hanging forever.
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
         )
     except psycopg.OperationalError as exc:
         reason = _first_line(str(exc))
@@ -91,7 +103,15 @@ def connect(
             "or run the runner's `check` command."
         ) from None
     log.debug("connected to %s %s", role, settings.display())
+    watchdog.watch(watchdog.Server(role, settings.host, settings.port, settings.display()))
     return conn
+
+
+def _options(idle_in_transaction_timeout_s: float) -> str:
+    if idle_in_transaction_timeout_s <= 0:
+        return SESSION_OPTIONS
+    limit = int(idle_in_transaction_timeout_s * 1000)
+    return f"{SESSION_OPTIONS} -c idle_in_transaction_session_timeout={limit}"
 
 
 def _first_line(message: str) -> str:

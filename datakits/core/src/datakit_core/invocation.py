@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 
@@ -46,6 +47,9 @@ class Invocation:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     command: str = ""
     config_file: Path | None = None
+    # The process's stdout when the run began: where its RunResult goes, even from a thread while
+    # a tool (dbt) has stdout redirected to stderr.
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
 
     def result(
         self,

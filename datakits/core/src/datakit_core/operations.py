@@ -6,7 +6,9 @@ from Python or tests the same way:
 
     result = run_extract(config, open_source, Invocation(info))
 
-`open_source` is the runner's own part: a function that opens its `Source` for a config.
+`open_source` is the runner's own part: a function that opens its `Source` for a config. Each
+function runs under a watchdog (`watchdog.running`): no wait on a silent server outlasts the
+config's `stall_timeout_s`.
 """
 
 from __future__ import annotations
@@ -17,28 +19,30 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel
 
 from datakit_contract.result import RunResult
 from datakit_contract.tables import LoadMode, TableSpec
 from datakit_core import state
 from datakit_core.bronze import RunContext, Source, TablePlan, load_table, make_plan
 from datakit_core.config import ExtractConfig, StateConfig
-from datakit_core.connection import PostgresConnection, connect
+from datakit_core.connection import connect
 from datakit_core.errors import ConfigError
 from datakit_core.invocation import Invocation
+from datakit_core.watchdog import running
 
 log = logging.getLogger(__name__)
 
 OpenSource = Callable[[Any], AbstractContextManager[Source]]
+IDLE_FACTOR = 3
 
 
 def run_check(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:
     """Connect to the source and the warehouse; write nothing."""
-    with open_source(config) as source:
-        source_info = source.check()
-    with open_warehouse(config.warehouse, inv) as warehouse:
-        row = warehouse.execute("select current_setting('server_version')").fetchone()
+    with running(config, inv):
+        with open_source(config) as source:
+            source_info = source.check()
+        with open_warehouse(config, inv) as warehouse:
+            row = warehouse.execute("select current_setting('server_version')").fetchone()
     warehouse_info = {
         "server_version": row[0] if row else None,
         "address": config.warehouse.display(),
@@ -47,10 +51,10 @@ def run_check(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -
     return inv.result(output={"source": source_info, "warehouse": warehouse_info})
 
 
-def run_discover(config: BaseModel, open_source: OpenSource, inv: Invocation) -> RunResult:
+def run_discover(config: Any, open_source: OpenSource, inv: Invocation) -> RunResult:
     """The source's catalog: tables, columns, Bronze types, keys. `config` needs only the
-    `source` section: discover reads no warehouse."""
-    with open_source(config) as source:
+    `source` section and the two time limits: discover reads no warehouse."""
+    with running(config, inv), open_source(config) as source:
         tables = source.discover()
     return inv.result(output={"tables": tables})
 
@@ -58,7 +62,11 @@ def run_discover(config: BaseModel, open_source: OpenSource, inv: Invocation) ->
 def run_plan(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:
     """What `run_extract` would do now, table by table; writes nothing."""
     plans = []
-    with open_source(config) as source, open_warehouse(config.warehouse, inv) as warehouse:
+    with (
+        running(config, inv),
+        open_source(config) as source,
+        open_warehouse(config, inv) as warehouse,
+    ):
         for spec in select_tables(config, source):
             with source.snapshot(), warehouse.transaction():
                 warehouse.execute("set transaction read only")
@@ -75,8 +83,15 @@ def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation)
         runner=inv.info.name,
         image_version=inv.info.version,
         lock_timeout_s=config.lock_timeout_s,
+        stall_timeout_s=config.stall_timeout_s,
+        ddl_lock_timeout_s=config.ddl_lock_timeout_s,
+        ddl_lock_attempts=config.ddl_lock_attempts,
     )
-    with open_source(config) as source, open_warehouse(config.warehouse, inv) as warehouse:
+    with (
+        running(config, inv),
+        open_source(config) as source,
+        open_warehouse(config, inv) as warehouse,
+    ):
         tables = select_tables(config, source)
         state.ensure_state_schema(warehouse)
         results = [load_table(warehouse, source, spec, ctx) for spec in tables]
@@ -85,7 +100,10 @@ def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation)
 
 def show_state(config: StateConfig, inv: Invocation, table: str | None = None) -> RunResult:
     """The watermarks of this tenant and source (one table's with `table`)."""
-    with open_warehouse(config.warehouse, inv) as warehouse:
+    with (
+        running(config, inv),
+        open_warehouse(config, inv) as warehouse,
+    ):
         marks = (
             state.list_watermarks(warehouse, config.tenant, config.source.name)
             if state.state_schema_exists(warehouse)
@@ -151,15 +169,27 @@ def describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
     }
 
 
-def open_warehouse(settings: PostgresConnection, inv: Invocation) -> psycopg.Connection:
-    return connect(settings, role="warehouse", application_name=f"{inv.info.name} {inv.run_id[:8]}")
+def open_warehouse(config: ExtractConfig | StateConfig, inv: Invocation) -> psycopg.Connection:
+    """The warehouse connection. A transaction the runner leaves idle for `IDLE_FACTOR` stall
+    timeouts is ended by the server, so a frozen runner cannot keep a table's lock; the factor
+    leaves room for the source's own queries (its cursor maximum on a large table, say), which
+    run while the warehouse transaction waits."""
+    return connect(
+        config.warehouse,
+        role="warehouse",
+        application_name=f"{inv.info.name} {inv.run_id[:8]}",
+        idle_in_transaction_timeout_s=config.stall_timeout_s * IDLE_FACTOR,
+    )
 
 
 def _change_watermark(
     config: StateConfig, inv: Invocation, table: str, watermark: tuple[str, str] | None
 ) -> RunResult:
     key = state.TableKey(config.tenant, config.source.name, _bronze_name(table))
-    with open_warehouse(config.warehouse, inv) as warehouse:
+    with (
+        running(config, inv),
+        open_warehouse(config, inv) as warehouse,
+    ):
         state.ensure_state_schema(warehouse)
         with warehouse.transaction():
             state.lock_table(warehouse, key, config.lock_timeout_s)

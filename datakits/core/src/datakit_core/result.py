@@ -11,6 +11,7 @@ import logging
 import resource
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from datakit_contract.result import XCOM_FILE, RunResult
 from datakit_core.masking import mask
@@ -24,11 +25,13 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def emit(result: RunResult) -> None:
-    """Write the result as the last stdout line, and as the XCom file when running in Airflow."""
+def emit(result: RunResult, stdout: TextIO | None = None) -> None:
+    """Write the result as the last line of `stdout` (the process's), and as the XCom file when
+    running in Airflow."""
     line = mask(result.model_dump_json())
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    out = stdout or sys.stdout
+    out.write(line + "\n")
+    out.flush()
     if XCOM_PATH.parent.is_dir():
         try:
             XCOM_PATH.write_text(line, encoding="utf-8")

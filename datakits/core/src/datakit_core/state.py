@@ -9,11 +9,13 @@ same table at once; the second waits, then sees the first one's watermark.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from datakit_core.errors import TransientError
 
@@ -56,9 +58,6 @@ create index if not exists runs_by_table on datakit.runs (tenant, source, table_
 alter table datakit.runs add column if not exists rows_deleted bigint not null default 0;
 """
 
-# Any constant distinct from the table-lock keys; it serialises the first-run DDL.
-_BOOTSTRAP_LOCK = 0x6461_7461_6B69_74
-
 
 @dataclass(frozen=True)
 class TableKey:
@@ -98,17 +97,52 @@ class LedgerEntry:
 
 
 def ensure_state_schema(conn: psycopg.Connection) -> None:
-    """Create the `datakit` schema on first use; concurrent first runs take turns."""
+    """Create the `datakit` schema on first use."""
     row = conn.execute(
         "select to_regclass('datakit.state') is not null and exists (select from pg_attribute"
         " where attrelid = to_regclass('datakit.runs') and attname = 'rows_deleted')"
     ).fetchone()
-    if row and row[0]:
-        return
-    with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
-        conn.execute(SCHEMA_DDL)
-    log.info("created the platform state schema `datakit`")
+    if not (row and row[0]):
+        _create_if_missing(conn, SCHEMA_DDL)
+        log.info("created the platform state schema `datakit`")
+
+
+def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Create a schema (a source's Bronze schema), in a short transaction of its own before a
+    table's load, so the table's transaction never fails on it."""
+    row = conn.execute("select to_regnamespace(%s) is not null", (schema,)).fetchone()
+    if not (row and row[0]):
+        _create_if_missing(
+            conn, sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))
+        )
+
+
+# Any constant distinct from the table-lock keys: first-run DDL takes turns on it.
+_BOOTSTRAP_LOCK = 0x6461_7461_6B69_74
+_ALREADY_CREATED = (
+    pg_errors.UniqueViolation,  # a catalog row inserted by a concurrent `create … if not exists`
+    pg_errors.DuplicateSchema,
+    pg_errors.DuplicateTable,
+    pg_errors.DuplicateObject,
+)
+
+
+def _create_if_missing(conn: psycopg.Connection, ddl: str | sql.Composed) -> None:
+    """Run `create … if not exists` DDL in a transaction of its own. Two first runs of a tenant
+    start at once when its pool has several slots. They take turns on an advisory lock (their
+    DDL on the same tables would deadlock), and still `if not exists` may look at the catalog as
+    it was before the other committed, and fail on the row the other inserted: the next attempt
+    sees that row and skips it."""
+    for attempt in range(3):
+        try:
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
+                conn.execute(ddl)
+            return
+        except _ALREADY_CREATED:
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
 
 
 def state_schema_exists(conn: psycopg.Connection) -> bool:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from datakit_contract.names import NAME_PATTERN, SCHEMA_PREFIX_PATTERN
+from datakit_core.config import execution_timeout_field, stall_timeout_field
 from datakit_core.connection import PostgresConnection
 
 
@@ -34,6 +35,8 @@ class DbtRunnerConfig(BaseModel):
         "for example `acme_`; empty for one warehouse per tenant.",
     )
     dbt_threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
+    stall_timeout_s: float = stall_timeout_field()
+    execution_timeout_s: float = execution_timeout_field()
     test_scope: Literal["all", "changed"] = Field(
         default="all",
         description="Rows a `build` tests in models that have a `built_at` column: `all`, or "

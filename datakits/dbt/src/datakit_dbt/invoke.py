@@ -22,6 +22,7 @@ from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, JobFailed, TransientError
 from datakit_core.invocation import Invocation
 from datakit_core.logs import current_format
+from datakit_core.watchdog import running
 from datakit_dbt.baked import load_manifest
 from datakit_dbt.config import DbtRunnerConfig
 from datakit_dbt.profile import PROFILE, check_project, export_profile_environment
@@ -55,7 +56,10 @@ class Selection:
 
 def run_check(config: DbtRunnerConfig, inv: Invocation) -> RunResult:
     """Connect to the warehouse and look for the project; write nothing."""
-    with connect(config.warehouse, role="warehouse", application_name="dbt-runner check") as conn:
+    with (
+        running(config, inv),
+        connect(config.warehouse, role="warehouse", application_name="dbt-runner check") as conn,
+    ):
         row = conn.execute("select current_setting('server_version')").fetchone()
     warehouse = {"address": config.warehouse.display(), "server_version": row and row[0]}
     project_found = (config.project_dir / "dbt_project.yml").is_file()
@@ -72,9 +76,11 @@ def run_command(
     config: DbtRunnerConfig, command: list[str], selection: Selection, inv: Invocation
 ) -> RunResult:
     """`dbt <command>` as a `RunResult`: failed models and tests make a failed result (exit 1)
-    that still carries every node's outcome."""
+    that still carries every node's outcome. A warehouse that stops answering ends the run within
+    the stall timeout (`watchdog`), whatever dbt is waiting for."""
     try:
-        output = run_dbt(config, command, selection)
+        with running(config, inv):
+            output = run_dbt(config, command, selection)
     except DbtFailed as failed:
         log.error("%s", failed)
         error = ErrorInfo(type="DbtFailed", message=str(failed))

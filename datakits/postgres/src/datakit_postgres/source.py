@@ -8,7 +8,7 @@ COPY here (`stream`), parallel JDBC reads in the Spark runner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ class BulkReader(Protocol):
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]: ...
+    ) -> Iterable[Block]: ...
 
 
 class PostgresSource(Source):
@@ -87,7 +87,7 @@ class PostgresSource(Source):
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]:
+    ) -> Iterable[Block]:
         return self.reader.copy_blocks(table, columns, rows)
 
 

@@ -23,13 +23,15 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from datakit_core import watchdog
 from datakit_core.bronze import CopyFormat
-from datakit_core.connection import SESSION_OPTIONS, PostgresConnection
+from datakit_core.connection import KEEPALIVES, SESSION_OPTIONS, PostgresConnection
 from datakit_core.errors import JobFailed, TransientError
 from datakit_core.pgcopy import Block
 from datakit_core.schema import Column, RowRange, SourceTable
@@ -80,57 +82,82 @@ class PsqlCopyReader:
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]:
+    ) -> Iterable[Block]:
         statement = self.copy_statement(table, columns, rows)
-        return psql_copy_out(self.conn, self.settings, statement, table.qualified)
+        return PsqlCopyOut(self.conn, self.settings, statement, table.qualified)
 
 
-def psql_copy_out(
-    conn: psycopg.Connection, settings: PostgresConnection, statement: str, table: str
-) -> Iterator[Block]:
-    """Run `statement` (a `COPY … TO STDOUT` of `table`) in `conn`'s snapshot; yield its output.
+class PsqlCopyOut:
+    """`statement` (a `COPY … TO STDOUT` of `table`) run by a `psql` child in `conn`'s snapshot:
+    iterate for its output. `cancel()`, from any thread, kills the child: the copy stops even
+    while the reader is blocked on a source that went silent.
 
     `conn` must be inside a REPEATABLE READ transaction, which stays open while this runs.
     """
-    psql = shutil.which("psql")
-    if psql is None:
-        raise JobFailed(
-            "`psql` was not found on PATH; the Postgres runner streams the source with it. "
-            "Install the PostgreSQL client (Debian: `apt-get install postgresql-client`)."
-        )
-    row = conn.execute("select pg_export_snapshot()").fetchone()
-    assert row is not None
-    application = f"datakit-copy-{uuid.uuid4().hex[:12]}"
-    commands = [
-        "begin isolation level repeatable read read only",
-        f"set transaction snapshot '{row[0]}'",
-        statement,
-        "commit",
-    ]
-    argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    for command in commands:
-        argv += ["-c", command]
-    with tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=stderr, env=_psql_env(settings, application)
-        )
-        assert child.stdout is not None
-        _widen_pipe(child.stdout.fileno())
-        try:
-            yield from _blocks(child.stdout.fileno(), conn, application)
-            code = child.wait()
-        finally:
-            if child.poll() is None:  # the load stopped early: end the copy with it
-                child.kill()
-                child.wait()
-            child.stdout.close()
-        if code != 0:
-            stderr.seek(0)
-            message = stderr.read().decode(errors="replace").strip() or f"psql exited {code}"
-            where = f"Reading `{table}` from the source `{settings.display()}`"
-            if code == PSQL_CONNECTION_LOST:
-                raise TransientError(f"{where} lost the connection: {message}")
-            raise JobFailed(f"{where} failed: {message}")
+
+    def __init__(
+        self, conn: psycopg.Connection, settings: PostgresConnection, statement: str, table: str
+    ) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.statement = statement
+        self.table = table
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def cancel(self) -> None:
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
+
+    def __iter__(self) -> Iterator[Block]:
+        psql = shutil.which("psql")
+        if psql is None:
+            raise JobFailed(
+                "`psql` was not found on PATH; the Postgres runner streams the source with it. "
+                "Install the PostgreSQL client (Debian: `apt-get install postgresql-client`)."
+            )
+        row = self.conn.execute("select pg_export_snapshot()").fetchone()
+        assert row is not None
+        application = f"datakit-copy-{uuid.uuid4().hex[:12]}"
+        commands = [
+            "begin isolation level repeatable read read only",
+            f"set transaction snapshot '{row[0]}'",
+            self.statement,
+            "commit",
+        ]
+        # The database and TCP keepalives as a connection string (no secret: the password is in
+        # the environment), so a source host that is gone ends the child too.
+        conninfo = make_conninfo(dbname=self.settings.dbname, **KEEPALIVES)
+        argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo]
+        for command in commands:
+            argv += ["-c", command]
+        with tempfile.TemporaryFile() as stderr:
+            child = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=_psql_env(self.settings, application),
+            )
+            self._child = child
+            forget = watchdog.on_abort(self.cancel)
+            assert child.stdout is not None
+            _widen_pipe(child.stdout.fileno())
+            try:
+                yield from _blocks(child.stdout.fileno(), self.conn, application)
+                code = child.wait()
+            finally:
+                forget()
+                if child.poll() is None:  # the load stopped early: end the copy with it
+                    child.kill()
+                    child.wait()
+                child.stdout.close()
+            if code != 0:
+                stderr.seek(0)
+                message = stderr.read().decode(errors="replace").strip() or f"psql exited {code}"
+                where = f"Reading `{self.table}` from the source `{self.settings.display()}`"
+                if code == PSQL_CONNECTION_LOST:
+                    raise TransientError(f"{where} lost the connection: {message}")
+                raise JobFailed(f"{where} failed: {message}")
 
 
 def _blocks(fd: int, conn: psycopg.Connection, application: str) -> Iterator[Block]:
@@ -170,7 +197,6 @@ def _psql_env(settings: PostgresConnection, application: str) -> dict[str, str]:
         {
             "PGHOST": settings.host,
             "PGPORT": str(settings.port),
-            "PGDATABASE": settings.dbname,
             "PGUSER": settings.user,
             "PGSSLMODE": settings.sslmode,
             "PGCONNECT_TIMEOUT": str(settings.connect_timeout),

@@ -30,7 +30,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,11 +102,14 @@ def row_as_copy_text(columns: tuple[Column, ...], source_types: dict[str, str]) 
     return sql.SQL(_FIELD_SEPARATOR).join(fields)
 
 
-def jdbc_url(settings: PostgresSourceSettings) -> str:
-    """The pgjdbc URL; credentials travel as connection properties, never in the URL."""
+def jdbc_url(settings: PostgresSourceSettings, stall_timeout_s: float = 0) -> str:
+    """The pgjdbc URL; credentials travel as connection properties, never in the URL. TCP
+    keepalives notice a host that is gone, and a read that gets no bytes for the stall timeout
+    fails the partition (pgjdbc's `socketTimeout`; 0 waits for ever)."""
     return (
         f"jdbc:postgresql://{settings.host}:{settings.port}/{settings.dbname}"
         f"?sslmode={settings.sslmode}&connectTimeout={settings.connect_timeout}"
+        f"&tcpKeepAlive=true&socketTimeout={int(stall_timeout_s)}"
         f"&ApplicationName=spark-runner%20{settings.name}"
     )
 
@@ -135,12 +138,14 @@ class SparkJdbcReader:
         settings: PostgresSourceSettings,
         spark: SparkSettings,
         app_name: str,
+        stall_timeout_s: float,
     ) -> None:
         self.catalog = catalog
         self.conn = conn
         self.settings = settings
         self.spark_settings = spark
         self.app_name = app_name
+        self.stall_timeout_s = stall_timeout_s
         self._session: Any = None
         self._session_context: Any = None
         self.partitions_used: dict[str, int] = {}
@@ -216,7 +221,7 @@ class SparkJdbcReader:
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]:
+    ) -> Iterable[Block]:
         read = self.plan_read(table, columns, rows)
         snapshot = self.catalog.export_snapshot()
         folder = Path(self.spark_settings.staging_dir) / f"{table.name[:40]}-{uuid.uuid4().hex}"
@@ -271,7 +276,7 @@ class SparkJdbcReader:
         password = self.settings.password.get_secret_value() if self.settings.password else ""
         reader = (
             spark.read.format("jdbc")
-            .option("url", jdbc_url(self.settings))
+            .option("url", jdbc_url(self.settings, self.stall_timeout_s))
             .option("driver", "org.postgresql.Driver")
             .option("user", self.settings.user)
             .option("password", password)
@@ -330,6 +335,8 @@ def _stream_committed(folder: Path, job: threading.Thread) -> Iterator[Block]:
 
     A committed part file is complete (the committer renames it into place), and every attempt
     at a partition reads the same snapshot, so each partition index is streamed exactly once.
+    While the job runs and no file is ready, an empty block says the source side is at work (a
+    partition may take longer than the stall timeout; a silent source fails the JDBC read).
     """
     streamed: set[str] = set()
     while True:
@@ -341,6 +348,7 @@ def _stream_committed(folder: Path, job: threading.Thread) -> Iterator[Block]:
                 yield from _stream_file(part)
         if finished:
             return
+        yield Block(b"", 0)
         time.sleep(POLL_S)
 
 
@@ -379,7 +387,9 @@ def open_source(config: SparkRunnerConfig) -> Iterator[PostgresSource]:
     app_name = f"spark-runner {config.source.name}"
     with source_connection(config.source, app_name) as conn:
         catalog = PostgresCatalog(conn, config.source, "spark-runner")
-        reader = SparkJdbcReader(catalog, conn, config.source, config.spark, app_name)
+        reader = SparkJdbcReader(
+            catalog, conn, config.source, config.spark, app_name, config.stall_timeout_s
+        )
         try:
             yield PostgresSource(config.source, conn, catalog, reader)
         finally:

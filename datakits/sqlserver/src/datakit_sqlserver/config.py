@@ -61,7 +61,10 @@ class SqlServerSourceSettings(BaseModel):
         default=10, ge=2, le=300, description="Seconds to wait for a connection before giving up."
     )
     query_timeout: int = Field(
-        default=0, ge=0, description="Seconds a single query may run; 0 waits forever."
+        default=0,
+        ge=0,
+        description="Seconds the driver waits for the server's next bytes before the read fails "
+        "(exit 3); 0 uses the run's `stall_timeout_s`.",
     )
     encryption: Literal["off", "request", "require"] = Field(
         default="request",

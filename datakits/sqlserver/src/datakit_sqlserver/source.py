@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -256,7 +256,7 @@ class SqlServerSource(Source):
 
     def copy_blocks(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
-    ) -> Iterator[Block]:
+    ) -> Iterable[Block]:
         plan = self.read_plan(table, columns, rows)
         encoder = RowEncoder([c.type for c in columns])
         return encoder.blocks(read_batches(plan, self._fetch))
@@ -367,8 +367,13 @@ def _table(table: SourceTable) -> str:
     return dialect.qualified(table.schema, table.name)
 
 
-def connect(settings: SqlServerSourceSettings, application_name: str) -> Any:
-    """Open the connection; failures become `TransientError` (exit 3) naming the address."""
+def connect(
+    settings: SqlServerSourceSettings, application_name: str, stall_timeout_s: float = 0
+) -> Any:
+    """Open the connection; failures become `TransientError` (exit 3) naming the address.
+
+    A server that sends nothing for `query_timeout` (else the stall timeout) fails the read, so
+    a frozen server ends the run (the watchdog probes PostgreSQL servers only)."""
     if settings.auth == "kerberos":
         # MIT Kerberos (inside the driver's FreeTDS) gets its initial ticket from this keytab.
         if settings.keytab is not None:
@@ -385,7 +390,7 @@ def connect(settings: SqlServerSourceSettings, application_name: str) -> Any:
             password=password,
             database=settings.database,
             login_timeout=settings.connect_timeout,
-            timeout=settings.query_timeout,
+            timeout=settings.query_timeout or int(stall_timeout_s),
             appname=application_name[:128],
             autocommit=True,  # transactions are explicit: see `SqlServerSource.snapshot`
             tds_version=settings.tds_version,  # one version: no slow fallback retries
@@ -406,7 +411,7 @@ def connect(settings: SqlServerSourceSettings, application_name: str) -> Any:
 
 @contextmanager
 def open_source(config: SqlServerRunnerConfig) -> Iterator[SqlServerSource]:
-    conn = connect(config.source, f"sqlserver-runner {config.source.name}")
+    conn = connect(config.source, f"sqlserver-runner {config.source.name}", config.stall_timeout_s)
     try:
         yield SqlServerSource(config.source, conn)
     finally:

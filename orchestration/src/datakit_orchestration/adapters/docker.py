@@ -13,7 +13,9 @@ the operator's default, would be the same document as a string. The container ge
 (`tty`) so that stdout and stderr reach the task log as one stream in the order written. Exit
 code 99 (nothing to do) skips the task; only exit code 3 is retried.
 Resources: `cpus` becomes Docker CPU shares (a relative weight under contention, not a hard cap:
-the operator has no `--cpus`), `mem_limit` is a hard memory limit.
+the operator has no `--cpus`), `mem_limit` is a hard memory limit. A task past its execution
+timeout fails; its runner has already stopped itself just before (`plan.runner_deadline`), and
+the container is removed in any case.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from datakit_contract.result import XCOM_FILE
 from datakit_orchestration.adapters.assets import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
 from datakit_orchestration.adapters.secrets import SecretEnvironment
-from datakit_orchestration.plan import TaskPlan, TenantPlan
+from datakit_orchestration.plan import TaskPlan, TenantPlan, runner_labels
 
 # DockerOperator reports a failed container as "Docker container failed: {'StatusCode': 3, …}",
 # the wait status the Docker API returned; the exception carries no other field for it.
@@ -66,8 +68,13 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
         private_environment=secrets,  # type: ignore[arg-type]
         docker_url=deployment.docker_url,
         network_mode=deployment.network_mode,
-        auto_remove="success",  # a failed container stays for `docker logs` / `docker inspect`
+        # "force": the container goes whatever happened. With "success", a task past its
+        # execution timeout left its container running: the provider's (unforced) removal fails
+        # on a running container, and that error skips the operator's on_kill. The runner's
+        # output is in the task log either way.
+        auto_remove="force",
         mount_tmp_dir=False,  # the runner writes only under its own /tmp
+        labels=runner_labels(deployment.tenant),
         do_xcom_push=True,
         retrieve_output=True,
         retrieve_output_path=XCOM_FILE,
@@ -79,6 +86,7 @@ def docker_task(task: TaskPlan, deployment: DockerDeployment) -> DockerOperator:
         mem_limit=task.resources.memory_limit_bytes,
         retries=task.retries,
         retry_delay=timedelta(seconds=task.retry_delay_seconds),
+        execution_timeout=timedelta(seconds=task.execution_timeout_seconds),
         retry_policy=ExitCodeRetryPolicy(task.retry_exit_codes, docker_exit_code),
         pool=task.pool,
         trigger_rule=task.trigger_rule,

@@ -8,7 +8,9 @@ from the Secret to the container and never passes through Airflow.
 The runner writes its `RunResult` to `/airflow/xcom/return.json`, which the provider's XCom
 sidecar reads (`do_xcom_push`). Exit code 99 skips the task; only exit code 3 is retried.
 Requests and limits are the plan's quantities, unchanged. Succeeded pods are deleted; failed
-ones stay for `kubectl logs` and `kubectl describe`.
+ones stay for `kubectl logs` and `kubectl describe`. A pod pending past the startup timeout fails
+the task; a task past its execution timeout fails and its pod is deleted (the operator's
+`on_kill`), its runner having stopped itself just before (`plan.runner_deadline`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kubernetes.client import models as k8s
 
 from datakit_orchestration.adapters.assets import asset
 from datakit_orchestration.adapters.retry import ExitCodeRetryPolicy
-from datakit_orchestration.plan import TaskPlan, TenantPlan
+from datakit_orchestration.plan import TaskPlan, TenantPlan, runner_labels
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,15 @@ def kubernetes_task(task: TaskPlan, deployment: KubernetesDeployment) -> Kuberne
         ),
         image_pull_secrets=pull_secrets or None,
         container_security_context=restricted_security_context(),
-        labels={"app.kubernetes.io/part-of": "datakit", "datakit/tenant": deployment.tenant},
+        labels=runner_labels(deployment.tenant),
         do_xcom_push=True,
         skip_on_exit_code=task.skip_exit_codes,
         on_finish_action="delete_succeeded_pod",
         get_logs=True,
         retries=task.retries,
         retry_delay=timedelta(seconds=task.retry_delay_seconds),
+        execution_timeout=timedelta(seconds=task.execution_timeout_seconds),
+        startup_timeout_seconds=task.startup_timeout_seconds,
         retry_policy=ExitCodeRetryPolicy(task.retry_exit_codes, pod_exit_code),
         pool=task.pool,
         trigger_rule=task.trigger_rule,

@@ -7,7 +7,9 @@ URL carries a token, so the tenant file holds a secret reference and the URL is 
 tenant's Airflow Variable (see `adapters.secrets`) only when a notification is sent, and masked.
 
 DAG-level callbacks run in Airflow's DAG processor with `dag`, `run_id` and `reason` in the
-context; the templates use nothing else.
+context; the templates use nothing else. A task that fails because it ran out of time also sends
+its own notification, from the worker (`timeout_notifiers`): the DAG-level context does not say
+why a task failed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,7 +25,7 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import BaseNotifier, Context
 
 from datakit_orchestration.adapters.secrets import read_secret
-from datakit_orchestration.plan import SecretRef, TenantPlan
+from datakit_orchestration.plan import SecretRef, TenantPlan, runner_deadline
 
 Outcome = Literal["failed", "succeeded"]
 Callback = Callable[[Context], None]
@@ -31,6 +34,10 @@ TEXT = "datakit: `{{ dag.dag_id }}` run `{{ run_id }}` %s{{ ': ' ~ reason if rea
 HTML = (
     "<p>Airflow DAG <code>{{ dag.dag_id }}</code>, run <code>{{ run_id }}</code>: "
     "<strong>%s</strong>{{ ' (' ~ reason ~ ')' if reason }}.</p>"
+)
+TIMED_OUT = (
+    "datakit: `{{ dag.dag_id }}` task `{{ ti.task_id }}` timed out: it ran past its execution "
+    "timeout ({{ task.execution_timeout }}) in run `{{ run_id }}`"
 )
 
 
@@ -80,6 +87,53 @@ def notifiers(plan: TenantPlan, outcome: Outcome) -> list[Callback]:
         )
     found += [
         WebhookNotifier(tenant=plan.tenant, url=hook.url, text=TEXT % outcome)
+        for hook in wanted.webhooks
+    ]
+    return found
+
+
+class WhenTimedOut(BaseNotifier):
+    """Sends `notifier` for a failed task only when it ran out of time: it ran at least as long
+    as its runner may (`plan.runner_deadline`), which stops itself there, just before Airflow's
+    execution timeout would."""
+
+    def __init__(self, notifier: BaseNotifier) -> None:
+        super().__init__()
+        self.notifier = notifier
+
+    def notify(self, context: Context) -> None:
+        if timed_out(context):
+            self.notifier(context)
+
+
+def timed_out(context: Context) -> bool:
+    task, ti = context["task"], context["ti"]
+    limit = task.execution_timeout
+    if limit is None or ti.start_date is None:
+        return False
+    ran = (datetime.now(UTC) - ti.start_date).total_seconds()
+    return ran >= runner_deadline(int(limit.total_seconds()))
+
+
+def timeout_notifiers(plan: TenantPlan) -> list[Callback]:
+    """Task-level failure callbacks that say a task timed out; empty unless the tenant wants to
+    hear about failures."""
+    wanted = plan.notifications
+    if not wanted.on_failure:
+        return []
+    found: list[Callback] = []
+    if wanted.email:
+        found.append(
+            WhenTimedOut(
+                SmtpNotifier(
+                    to=list(wanted.email),
+                    subject="[datakit] {{ dag.dag_id }}: {{ ti.task_id }} timed out",
+                    html_content=f"<p>{TIMED_OUT}.</p>",
+                )
+            )
+        )
+    found += [
+        WhenTimedOut(WebhookNotifier(tenant=plan.tenant, url=hook.url, text=TIMED_OUT))
         for hook in wanted.webhooks
     ]
     return found

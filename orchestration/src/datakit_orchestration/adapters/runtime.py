@@ -7,10 +7,10 @@ The runtime is chosen once per deployment, by the environment variable `DATAKIT_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, cast, get_args
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Context
 
 from datakit_orchestration.plan import TaskPlan, TenantPlan
 
@@ -32,10 +32,12 @@ def runtime_from_env() -> Runtime:
     return cast(Runtime, value)
 
 
-def renderer(plan: TenantPlan, runtime: Runtime) -> Renderer:
-    """A function turning each task of `plan` into its operator on `runtime`. Each provider is
-    imported only for its own runtime (here, not at the top), so a deployment installs only the
-    provider it uses."""
+def renderer(
+    plan: TenantPlan, runtime: Runtime, on_failure: Sequence[Callable[[Context], None]] = ()
+) -> Renderer:
+    """A function turning each task of `plan` into its operator on `runtime`, with the task-level
+    failure callbacks `on_failure`. Each provider is imported only for its own runtime (here, not
+    at the top), so a deployment installs only the provider it uses."""
     render: Renderer
     if runtime == "kubernetes":
         from datakit_orchestration.adapters.kubernetes import KubernetesDeployment, kubernetes_task
@@ -56,6 +58,8 @@ def renderer(plan: TenantPlan, runtime: Runtime) -> Renderer:
         # and the lookup builds a Jinja environment per field, a third of a DAG's parse time.
         # (KubernetesPodOperator has no template extensions; both runtimes now agree.)
         operator.template_ext = ()
+        if on_failure:
+            operator.on_failure_callback = list(on_failure)
         return operator
 
     return render_literal
