@@ -9,6 +9,7 @@ COMPOSE     := docker-compose -f stack/docker-compose.yml
 DEMO_SCALE  ?= 0.1
 BENCH_SCALE ?= 1
 RUNNER      ?= postgres
+TENANTS     ?= acme
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
         test-contract lint schemas bench bench-dbt bench-dags bench-spark clean
@@ -34,13 +35,19 @@ base-image: engine ## Build etl/runner-base (upstream python image if pullable, 
 image: engine ## Build one runner image: make image RUNNER=postgres
 	runners/build.sh $(RUNNER)
 
-images: engine ## Build every runner image and the stack's images (PostgreSQL, registry, Traefik)
+.PHONY: tenant-image
+tenant-image: setup engine ## Build a tenant's own dbt image etl/dbt-<tenant>:<version>: make tenant-image TENANT=globex
+	@test -n "$(TENANT)" || { echo "Name the tenant: make tenant-image TENANT=globex" >&2; exit 2; }
+	$(PY) -m datakit_orchestration.tenant_image $(TENANT)
+
+images: setup engine ## Build every runner image, the tenants' own dbt images and the stack's images
 	@for dir in runners/*/; do runners/build.sh $$(basename $$dir) >/dev/null || exit 1; done
+	$(PY) -m datakit_orchestration.tenant_image --all >/dev/null
 	demo/postgres/build.sh
 	stack/build-images.sh
 
-demo: setup images ## Set everything up; Airflow runs the demo tenant's DAG end to end, twice (DEMO_SCALE=0.1)
-	$(PY) -m demo.airflow_demo --scale $(DEMO_SCALE)
+demo: setup images ## Set everything up; Airflow runs the demo tenant's DAG end to end, twice (DEMO_SCALE=0.1, TENANTS=all for acme and globex)
+	$(PY) -m demo.airflow_demo --scale $(DEMO_SCALE) --tenants $(TENANTS)
 
 demo-down: ## Stop the demo databases and delete their data
 	$(COMPOSE) -p dk-demo down -v
@@ -75,6 +82,10 @@ dags: setup ## Write one thin DAG file per tenant in orchestration/dags (after a
 	$(PY) -m datakit_orchestration.dagfiles
 
 .PHONY: helm-values
+warehouse-init: setup ## A tenant's warehouse roles, schemas and grants (admin login: PGUSER/PGPASSWORD): make warehouse-init TENANT=acme [DRY_RUN=1]
+	@test -n "$(TENANT)" || { echo "Name the tenant: make warehouse-init TENANT=acme" >&2; exit 2; }
+	$(PY) -m datakit_orchestration.warehouse $(TENANT) $(if $(DRY_RUN),--dry-run)
+
 helm-values: setup ## Values of the tenant-namespace Helm chart for one tenant: make helm-values TENANT=acme
 	@test -n "$(TENANT)" || { echo "Name the tenant: make helm-values TENANT=acme" >&2; exit 2; }
 	$(PY) -m datakit_orchestration.helm $(TENANT) --output values-$(TENANT).yaml
@@ -102,10 +113,10 @@ registry-down: ## Stop the local image registry (released images stay in registr
 # A release is never the default runner's by accident: RUNNER must be given.
 ifneq ($(filter release,$(MAKECMDGOALS)),)
 ifeq ($(origin RUNNER),file)
-$(error make release: name the runner: make release RUNNER=<tech> (one of: $(notdir $(patsubst %/Dockerfile,%,$(wildcard runners/*/Dockerfile)))))
+$(error make release: name the runner: make release RUNNER=<tech> (one of: $(notdir $(patsubst %/Dockerfile,%,$(wildcard runners/*/Dockerfile)))), or RUNNER=dbt-<tenant> for a tenant's dbt image)
 endif
 endif
-release: setup engine registry ## Build, label and push a runner once, record its digest: make release RUNNER=postgres
+release: setup engine registry ## Build, label and push a runner (or dbt-<tenant>) once, record its digest: make release RUNNER=postgres
 	$(PY) registry/release.py $(RUNNER)
 
 .PHONY: up down proxy proxy-down astro

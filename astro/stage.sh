@@ -26,6 +26,10 @@ die() { echo "astro/stage.sh: ERROR: $*" >&2; exit 1; }
 rm -rf "$PROJECT/include/tenants"
 mkdir -p "$PROJECT/include/tenants" "$PROJECT/dags"
 cp "$ROOT"/orchestration/tenants/*.yaml "$PROJECT/include/tenants/"
+# A tenant's own dbt project sits beside its file (`dbt.project`), which reads its version on load.
+for folder in "$ROOT"/orchestration/tenants/*/; do
+  if [[ -d "$folder" ]]; then cp -r "$folder" "$PROJECT/include/tenants/"; fi
+done
 # The tenant files name their schema as ../tenant.schema.json (editor completion only).
 cp "$ROOT/orchestration/tenant.schema.json" "$PROJECT/include/"
 

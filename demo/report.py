@@ -1,5 +1,5 @@
-"""Print what one Airflow run of the demo tenant did: each task's state, duration and result (rows
-per Bronze table, dbt nodes and tests), then what Silver and Gold hold."""
+"""Print what one Airflow run of a demo tenant did: each task's state, duration and result (rows
+per Bronze table, dbt nodes and tests), then what the tenant's Silver and Gold hold."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from datakit_contract import env
+from datakit_contract.names import layer_schema
 from datakit_orchestration.plan import TenantPlan
 from stack.local_airflow import DagRun
 
@@ -17,6 +19,11 @@ def row_count(conn: psycopg.Connection, schema: str, table: str) -> int:
         sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def tenant_prefix(plan: TenantPlan) -> str:
+    """The tenant's schema prefix, as its tasks receive it (`DK_TENANT_SCHEMA_PREFIX`)."""
+    return plan.tasks[0].env.get(env.TENANT_SCHEMA_PREFIX, "")
 
 
 def _seconds(value: float | None) -> str:
@@ -49,7 +56,8 @@ def report_run(conn: psycopg.Connection, plan: TenantPlan, run: DagRun, title: s
                 f"{table.get('rows_deleted', 0):>8,} {in_bronze:>10} "
                 f"{_seconds(done.duration_s if done else None)}"
             )
-    lines += ["", "Silver and Gold (etl/dbt-runner)"]
+    dbt_image = next(t.image for t in plan.tasks if t.group != "bronze").rsplit("/", 2)[-2:]
+    lines += ["", f"Silver and Gold ({'/'.join(dbt_image)})"]
     for task in plan.tasks:
         if task.group == "bronze":
             continue
@@ -64,7 +72,8 @@ def report_run(conn: psycopg.Connection, plan: TenantPlan, run: DagRun, title: s
             f"{tests.get('fail', 0)} failed, {tests.get('warn', 0)} warned"
         )
         lines += [f"    failing: {name}" for name in tests.get("failing", [])]
-    for schema in ("silver", "gold"):
+    prefix = tenant_prefix(plan)
+    for schema in (layer_schema("silver", prefix), layer_schema("gold", prefix)):
         tables = conn.execute(
             "select table_name from information_schema.tables "
             "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",

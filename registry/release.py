@@ -12,6 +12,10 @@
    for that tag is written to the lock (`registry/images.lock`) and printed on stdout as the
    pinned reference `<registry>/etl/<tech>-runner:<version>@sha256:…`.
 
+A tenant's own dbt image is released the same way as `dbt-<tenant>` (`make release
+RUNNER=dbt-globex`): `etl/dbt-globex:<version>`, the version being its dbt project's `version:`,
+built by `datakit_orchestration.tenant_image`.
+
 Exit codes follow the runners: 0 released · 1 refused (version exists) or the image is not fit to
 release · 2 usage (unknown runner, bad VERSION) · 3 the registry or Docker cannot be reached.
 """
@@ -36,9 +40,20 @@ from datakit_orchestration.lock import (
     ImageLock,
     LockError,
     Release,
+    bump_hint,
+    image_repository,
+    image_tenant,
     load_lock,
+    version_source,
     write_lock,
 )
+from datakit_orchestration.tenant_image import (
+    TenantImage,
+    TenantImageError,
+    load_tenant_image,
+    oci_labels,
+)
+from datakit_orchestration.tenant_image import build as build_tenant_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = "127.0.0.1:5000"
@@ -66,13 +81,22 @@ class ReleaseError(Exception):
 
 @dataclass(frozen=True)
 class Runner:
+    """What to release: a runner (`postgres`), or a tenant's dbt image (`dbt-globex`)."""
+
     tech: str
     version: str
     description: str
+    tenant_image: TenantImage | None = None
 
     @property
     def repository(self) -> str:
-        return f"etl/{self.tech}-runner"
+        return image_repository(self.tech)
+
+    @property
+    def build_command(self) -> str:
+        if self.tenant_image is not None:
+            return f"make tenant-image TENANT={self.tenant_image.tenant}"
+        return f"make image RUNNER={self.tech}"
 
 
 def log(message: str) -> None:
@@ -80,6 +104,13 @@ def log(message: str) -> None:
 
 
 def read_runner(runners_dir: Path, tech: str) -> Runner:
+    tenant = image_tenant(tech)
+    if tenant is not None:
+        try:
+            image = load_tenant_image(tenant)
+        except TenantImageError as exc:
+            raise ReleaseError(str(exc), exc.code) from None
+        return Runner(tech, image.version, image.description, image)
     folder = runners_dir / tech
     available = sorted(
         p.name for p in runners_dir.iterdir() if (p / "Dockerfile").is_file() and p.is_dir()
@@ -87,7 +118,8 @@ def read_runner(runners_dir: Path, tech: str) -> Runner:
     if not (folder / "Dockerfile").is_file():
         raise ReleaseError(
             f"No runner `{tech}`: `{folder}/Dockerfile` does not exist. Runners: "
-            + ", ".join(f"`{name}`" for name in available),
+            + ", ".join(f"`{name}`" for name in available)
+            + ", or `dbt-<tenant>` for a tenant's own dbt image",
             2,
         )
     try:
@@ -149,10 +181,7 @@ def manifest_digest(registry: str, runner: Runner) -> str | None:
 
 
 def refuse_existing(lock: ImageLock, registry: str, runner: Runner) -> None:
-    bump = (
-        f"bump runners/{runner.tech}/VERSION and add a runners/{runner.tech}/CHANGELOG.md "
-        "entry (see runners/VERSIONING.md), then release again"
-    )
+    bump = f"{bump_hint(runner.tech)}, then release again"
     existing = manifest_digest(registry, runner)
     if existing is not None:
         raise ReleaseError(
@@ -184,7 +213,13 @@ def docker(*args: str, capture: bool = True) -> str:
 
 
 def build(runner: Runner, runners_dir: Path) -> str:
-    """`runners/build.sh <tech>`: the build's own output goes to the terminal (stderr)."""
+    """`runners/build.sh <tech>` (a tenant's image: `tenant_image`): the build's own output goes
+    to the terminal (stderr)."""
+    if runner.tenant_image is not None:
+        try:
+            return build_tenant_image(runner.tenant_image)
+        except TenantImageError as exc:
+            raise ReleaseError(f"{exc} Nothing was pushed.", exc.code) from None
     log(f"building {runner.repository}:{runner.version} with runners/build.sh")
     done = subprocess.run(
         [str(runners_dir / "build.sh"), runner.tech], stdout=subprocess.PIPE, text=True
@@ -198,38 +233,27 @@ def build(runner: Runner, runners_dir: Path) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def oci_labels(runner: Runner) -> list[str]:
-    """The `--label` arguments base-image/oci-labels.sh gives every image (one definition)."""
-    script = 'source "$1"; shift; oci_labels "$@"; printf "%s\\0" "${OCI_LABELS[@]}"'
-    done = subprocess.run(
-        [
-            "bash",
-            "-c",
-            script,
-            "oci-labels",
-            str(ROOT / "base-image" / "oci-labels.sh"),
-            runner.repository,
-            runner.description,
-            runner.version,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [item for item in done.stdout.split("\0") if item]
-
-
 def relabel(image: str, runner: Runner, target: str) -> None:
     """Give an already built image this runner's labels, as a one-line build FROM it."""
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
         raise ReleaseError(
             f"Image `{image}` is not in the local Docker engine; build it first "
-            f"(`make image RUNNER={runner.tech}`) or release without --image.",
+            f"(`{runner.build_command}`) or release without --image.",
             2,
         )
     log(f"labelling {image} as {runner.repository}:{runner.version}")
     done = subprocess.run(
-        ["docker", "build", "--network", "host", "-q", "-t", target, *oci_labels(runner), "-"],
+        [
+            "docker",
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            target,
+            *oci_labels(runner.repository, runner.description, runner.version),
+            "-",
+        ],
         input=f"FROM {image}\n",
         capture_output=True,
         text=True,
@@ -247,14 +271,14 @@ def check_labels(image: str, runner: Runner) -> dict[str, str]:
         raise ReleaseError(
             f"Image `{image}` lacks the OCI labels "
             + ", ".join(f"`{LABEL_PREFIX}{name}`" for name in missing)
-            + "; build it with runners/build.sh, which sets them.",
+            + f"; build it with `{runner.build_command}`, which sets them.",
             1,
         )
     labelled = labels[LABEL_PREFIX + "version"]
     if labelled != runner.version:
         raise ReleaseError(
-            f"Image `{image}` is labelled version `{labelled}` but runners/{runner.tech}/VERSION "
-            f"says `{runner.version}`; rebuild it (`make image RUNNER={runner.tech}`).",
+            f"Image `{image}` is labelled version `{labelled}` but {version_source(runner.tech)} "
+            f"says `{runner.version}`; rebuild it (`{runner.build_command}`).",
             1,
         )
     return labels
@@ -326,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         "  DK_REGISTRY_ADDR=127.0.0.1:25000 registry/release.py dbt --lock /tmp/images.lock",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("tech", help="runner folder in runners/ (postgres, dbt, …)")
+    parser.add_argument(
+        "tech", help="runner folder in runners/ (postgres, dbt, …), or dbt-<tenant>"
+    )
     parser.add_argument(
         "--registry",
         default=os.environ.get("DK_REGISTRY_ADDR", DEFAULT_REGISTRY),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build a runner image: runners/build.sh <tech>  →  etl/<tech>-runner:$(cat runners/<tech>/VERSION)
+# (`runners/build.sh dbt-<tenant>`: the tenant's own dbt image, `make tenant-image TENANT=<tenant>`)
 #
 # The runner base (etl/runner-base, base-image/VERSION) is built first, so the image always
 # carries the current datakit-core. Labels carry version, git revision, source and build time.
@@ -8,6 +9,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO_ROOT="$(cd "$HERE/.." && pwd)"
 TECH="${1:?usage: runners/build.sh <tech>   (one of: $(ls -d "$HERE"/*/ | xargs -n1 basename | tr '\n' ' '))}"
+# A tenant's own dbt image (`dbt-<tenant>`, etl/dbt-<tenant>) is built from its tenant file.
+if [[ "$TECH" == dbt-* && ! -d "$HERE/$TECH" ]]; then
+  exec "${PY:-$REPO_ROOT/.venv/bin/python}" -m datakit_orchestration.tenant_image "${TECH#dbt-}"
+fi
 [[ -f "$HERE/$TECH/Dockerfile" ]] || { echo "runners/build.sh: no runner '$TECH' (runners/$TECH/Dockerfile is missing)" >&2; exit 2; }
 
 VERSION="$(tr -d '[:space:]' <"$HERE/$TECH/VERSION")"

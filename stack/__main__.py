@@ -4,7 +4,8 @@ Everything runs on this machine, air-gapped, bound to 127.0.0.1:
   registry    the image registry (compose service `registry`, 127.0.0.1:5000)
   databases   the demo source and warehouse PostgreSQL (compose, 127.0.0.1:54321 and :54322)
   airflow     api-server (UI and REST API, 127.0.0.1:8080), scheduler, dag-processor and
-              triggerer under supervisord, prepared by stack/local_airflow.py
+              triggerer under supervisord, prepared by stack/local_airflow.py; FAB auth
+              manager: user `admin`, and a user per tenant that sees its own DAGs only
   proxy       Traefik for https://airflow.localhost and https://registry.localhost (not by default)
 
 `up` starts what does not run yet (twice is harmless) and records what it started; `down` stops
@@ -23,15 +24,20 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from datakit_orchestration.loader import load_tenant
+import psycopg
+
+from datakit_orchestration.loader import load_tenants
+from datakit_orchestration.spec import TenantSpec
 from stack import ROOT, StackError, compose, log_to_stderr
+from stack.airflow_access import ADMIN_USER, tenant_access
 from stack.compose import Project
 from stack.local_airflow import AIRFLOW, TENANTS, LocalAirflow, demo_password
 from stack.supervisor import PROGRAMS, Supervisor, ensure_installed
+from stack.tenant_roles import init_roles
 
 PARTS = ("registry", "databases", "airflow", "proxy")
 DEFAULT_PARTS = ("registry", "databases", "airflow")
-DEMO_TENANT = "acme"  # its Variables are set: the demo databases' passwords
+WAREHOUSE_DB = WAREHOUSE_ADMIN = "warehouse"  # the demo warehouse's database and its owner
 SETTINGS = """settings (environment):
   DK_STACK_DIR            state: AIRFLOW_HOME, logs, supervisord   (default stack/data)
   DK_STACK_AIRFLOW_PORT   Airflow API server and UI port           (default 8080)
@@ -115,13 +121,15 @@ def up(settings: Settings, parts: list[str]) -> None:
         project = settings.project(part)
         if project.running():
             log.info("%s: already running %s", part, project.where)
-            continue
-        _refuse_taken_ports(settings, part)
-        if part == "proxy":
-            compose.ensure_certificates()
-        project.start()
-        _record(settings, part, project)
-        log.info("%s: started %s", part, project.where)
+        else:
+            _refuse_taken_ports(settings, part)
+            if part == "proxy":
+                compose.ensure_certificates()
+            project.start()
+            _record(settings, part, project)
+            log.info("%s: started %s", part, project.where)
+        if part == "databases":
+            init_warehouse_roles(settings)
     if "airflow" in parts:
         summary(settings)
 
@@ -133,9 +141,11 @@ def up_airflow(settings: Settings) -> None:
     airflow, supervisor = settings.airflow(), settings.supervisor()
     if not supervisor.running():
         _refuse_taken_ports(settings, "airflow")
-    spec = load_tenant(TENANTS / f"{DEMO_TENANT}.yaml")
     passwords = {"warehouse": demo_password("warehouse-db"), "sources": demo_password("source-db")}
-    airflow.prepare(airflow.database_variables(spec, **passwords))
+    variables: dict[str, str] = {}
+    for spec in demo_tenants():
+        variables |= airflow.database_variables(spec, **passwords)
+    airflow.prepare(variables)
     supervisor.start()
     log.info(
         "waiting for %s/api/v2/monitor/health (up to %.0f s)", airflow.url, settings.wait_seconds
@@ -146,16 +156,42 @@ def up_airflow(settings: Settings) -> None:
         raise StackError(f"{exc}; see the logs in {supervisor.logs}/.") from None
 
 
+def demo_tenants() -> list[TenantSpec]:
+    """The valid tenant files of the demo warehouse (database `warehouse` on 127.0.0.1, on the
+    port the stack gives it): their secrets are the demo databases' passwords, their roles
+    `init_warehouse_roles`'."""
+    specs, _errors = load_tenants(TENANTS)  # an invalid file is Airflow's import error to show
+    return [
+        s for s in specs if (s.warehouse.host, s.warehouse.dbname) == ("127.0.0.1", WAREHOUSE_DB)
+    ]
+
+
+def init_warehouse_roles(settings: Settings) -> None:
+    """warehouse-init of every tenant of the demo warehouse, with demo passwords."""
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=settings.warehouse_port,
+        dbname=WAREHOUSE_DB,
+        user=WAREHOUSE_ADMIN,
+        password=demo_password("warehouse-db"),
+        connect_timeout=10,
+    ) as admin:
+        init_roles(demo_tenants(), admin)
+
+
 def summary(settings: Settings) -> None:
     airflow, logs = settings.airflow(), settings.supervisor().logs
     source, warehouse = settings.source_port, settings.warehouse_port
+    users = tenant_access(airflow.tenants).users
+    tenants = ", ".join(f"`{user}`" for user in users if user != ADMIN_USER) or "none"
     sys.stderr.write(
         f"""
 The local stack is up.
   Airflow UI   {airflow.url}   (DAGs: orchestration/dags, runtime docker; new DAGs start paused)
-  login        user `admin`; its password is generated into
-               {airflow.password_file}
-               (show it: cat '{airflow.password_file}')
+  login        user `admin` (every DAG), and per tenant a user named after it that sees,
+               triggers and reads the logs of that tenant's DAGs only: {tenants};
+               their passwords are generated into {airflow.password_file}
+               (show them: cat '{airflow.password_file}')
   registry     http://{settings.registry_addr}
   databases    source 127.0.0.1:{source}, warehouse 127.0.0.1:{warehouse}
   logs         {logs}/

@@ -2,11 +2,12 @@
 test run it: the one place that prepares it.
 
 A home (`AIRFLOW_HOME`) has a SQLite metadata database, the DAG files of the tenant files, every
-tenant's pools, the tenants' secrets as Variables in the metadata database, the Docker runtime and
-the runner images under the names the tenant files pin. Airflow always runs as a subprocess (the
-CLI, `airflow dags test`, or the daemons under supervisord), with the environment of `env()`, so
-the caller's process never configures Airflow; states, durations and XComs of a test run are read
-back from the metadata database.
+tenant's pools, the tenants' secrets as Variables in the metadata database, the Docker runtime, the
+runner images under the names the tenant files pin, and the FAB auth manager's users: `admin` and
+one per tenant that sees only its tenant's DAGs (`stack.airflow_access`). Airflow always runs as a
+subprocess (the CLI, `airflow dags test`, or the daemons under supervisord), with the environment
+of `env()`, so the caller's process never configures Airflow; states, durations and XComs of a
+test run are read back from the metadata database.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,11 +32,15 @@ import yaml
 
 from datakit_orchestration.dagfiles import pools, sync_dag_files
 from datakit_orchestration.loader import load_tenants
-from datakit_orchestration.plan import SecretRef, plan_tenant
+from datakit_orchestration.plan import SecretRef, plan_tenant, variable_name
 from datakit_orchestration.spec import TenantSpec
 from stack import ROOT, StackError
+from stack.airflow_access import access_request, tenant_access
+from stack.tenant_roles import role_passwords
 
 AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 TENANTS = ROOT / "orchestration" / "tenants"
 DAGS = ROOT / "orchestration" / "dags"
 COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
@@ -60,13 +66,6 @@ def demo_password(service: str) -> str:
             f"not `{setting}`"
         )
     return os.environ.get(found[1]) or found[2]
-
-
-def auth_users() -> dict[str, str]:
-    """User → role of the simple auth manager; Airflow generates each user's password into the
-    home's `simple_auth_manager_passwords.json.generated`. Per-tenant users (each seeing only its
-    tenant's DAGs) are to be added here, beside `admin`."""
-    return {"admin": "admin"}
 
 
 def tag_images(tenants: Path) -> None:
@@ -144,7 +143,8 @@ class LocalAirflow:
 
     @property
     def password_file(self) -> Path:
-        return self.home / "simple_auth_manager_passwords.json.generated"
+        """User → password of the Airflow users (`grant_access`), readable by its owner only."""
+        return self.home / "user_passwords.json"
 
     def env(self) -> dict[str, str]:
         """The environment of every Airflow process and command of this home. It holds no secret:
@@ -168,10 +168,7 @@ class LocalAirflow:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
-                f"{user}:{role}" for user, role in auth_users().items()
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
             "DATAKIT_RUNTIME": "docker",
         }
 
@@ -189,41 +186,105 @@ class LocalAirflow:
     def database_variables(
         self, spec: TenantSpec, *, warehouse: str, sources: str
     ) -> dict[str, str]:
-        """Airflow Variable → value of the tenant's database passwords: `warehouse` for its
-        warehouse, `sources` for every source (the demo and the tests have one source server).
-        Every secret the tenant's tasks read must be one of them."""
+        """Airflow Variable → value of the tenant's database passwords: `warehouse` for its one
+        warehouse login, or its roles' demo passwords (`stack.tenant_roles`), and `sources` for
+        every source (the demo and the tests have one source server). Every secret the tenant's
+        tasks read must be one of them."""
         values = {
             SecretRef(s.password_secret.name, s.password_secret.key): sources for s in spec.sources
         }
-        secret = spec.warehouse.password_secret
-        values[SecretRef(secret.name, secret.key)] = warehouse
+        if spec.warehouse.roles:  # the tenant's own roles, with the demo's passwords
+            values |= role_passwords(spec)
+        else:
+            login = spec.warehouse.login("loader")
+            values[SecretRef(login.password_secret.name, login.password_secret.key)] = warehouse
         plan = plan_tenant(spec)
-        missing = {s.secret for task in plan.tasks for s in task.secrets} - set(values)
+        read = {s.secret for task in plan.tasks for s in task.secrets}
+        missing = read - set(values)
         if missing:
             names = ", ".join(f"`{ref.name}/{ref.key}`" for ref in sorted(missing, key=str))
             raise StackError(
                 f"tenant `{spec.tenant}` reads secrets {names} that are not database passwords; "
                 "set them as Airflow Variables yourself (orchestration/README.md, Secrets)"
             )
-        # The naming rule lives with the Docker adapter, which imports Airflow; importing Airflow
-        # creates `$AIRFLOW_HOME/logs`, so it must be this home's, never `~/airflow`.
-        os.environ.setdefault("AIRFLOW_HOME", str(self.home))
-        from datakit_orchestration.adapters.secrets import variable_name
-
-        return {variable_name(plan.tenant, ref): value for ref, value in values.items()}
+        # Only what a task reads: the reader role's password is for dashboards, not Airflow.
+        return {variable_name(plan.tenant, ref): values[ref] for ref in read}
 
     def prepare(self, variables: Mapping[str, str]) -> None:
         """Make the home ready to run the tenants' DAGs: DAG files in step with the tenant files,
-        the metadata database migrated, every tenant's pools, `variables` (the tenants' secrets)
-        and the runner images tagged as the tenants pin them. Twice is harmless."""
+        the metadata database migrated (FAB's tables too), the users and roles (`grant_access`),
+        every tenant's pools, `variables` (the tenants' secrets) and the runner images tagged as
+        the tenants pin them. Twice is harmless."""
         self.home.mkdir(parents=True, exist_ok=True)
         for problem in sync_dag_files(self.tenants, self.dags, check=False):
             log.info("DAG files: %s (rewritten)", problem)
         self.airflow("db", "migrate")
+        self.grant_access()
         self._import("pools", pools(self.tenants))
         self._import("variables", variables)
         log.info("airflow: the pools of every tenant and %d Variables are set", len(variables))
         tag_images(self.tenants)
+
+    def grant_access(self) -> list[str]:
+        """`admin` (all DAGs) and, per tenant, a role `tenant_<tenant>` and a user `<tenant>` that
+        see, trigger and read the logs of that tenant's DAGs only (`stack.airflow_access`), with
+        the passwords of `password_file`; returns what changed (nothing the second time).
+        Passwords reach the FAB program on stdin, never argv."""
+        access = tenant_access(self.tenants)
+        request = access_request(access, self.user_passwords(access.users))
+        proc = subprocess.run(
+            [str(PYTHON), "-m", "stack.airflow_access"],
+            input=request,
+            env=self.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise AirflowCommandFailed(
+                f"`python -m stack.airflow_access` exited {proc.returncode} "
+                f"(AIRFLOW_HOME={self.home})\nstdout:\n{proc.stdout[-6000:]}"
+                f"\nstderr:\n{proc.stderr[-6000:]}"
+            )
+        changes: list[str] = json.loads(_last_line(proc.stdout))
+        for change in changes:
+            log.info("airflow access: %s", change)
+        log.info("airflow: users %s (passwords in %s)", ", ".join(access.users), self.password_file)
+        return changes
+
+    def passwords(self) -> dict[str, str]:
+        """User → password, as `password_file` holds them (empty before `grant_access`)."""
+        if not self.password_file.exists():
+            return {}
+        known: dict[str, str] = json.loads(self.password_file.read_text(encoding="utf-8"))
+        return known
+
+    def user_passwords(self, users: Iterable[str]) -> dict[str, str]:
+        """Each of `users`' password: kept from `password_file`, generated there for a new user.
+        The file is written whole through a temporary file, readable by its owner only; a user
+        not in `users` leaves it."""
+        known = self.passwords()
+        wanted = {user: known.get(user) or secrets.token_urlsafe(18) for user in users}
+        if wanted != known:
+            fd, name = tempfile.mkstemp(prefix=".user_passwords-", suffix=".json", dir=self.home)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(wanted, handle, indent=2)
+            os.replace(name, self.password_file)
+        return wanted
+
+    def token(self, user: str) -> str:
+        """A JWT for the REST API (`Authorization: Bearer …`): `user` logs in at `/auth/token`
+        with its password from `password_file`."""
+        password = self.passwords()[user]
+        request = urllib.request.Request(
+            f"{self.url}/auth/token",
+            data=json.dumps({"username": user, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            token: str = json.load(reply)["access_token"]
+        return token
 
     def _import(self, kind: str, content: Mapping[str, Any]) -> None:
         """`airflow <kind> import` of `content`, from a file only its owner can read (mkstemp),

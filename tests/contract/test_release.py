@@ -23,17 +23,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.lock import (
     ImageLock,
+    Pin,
     Release,
     UnreleasedRunner,
     load_lock,
+    pinned_image,
     tenant_images,
+    tenant_pins,
     write_lock,
 )
 from datakit_orchestration.spec import TenantSpec
 from tests.kit.docker import runner_image, runner_version
-from tests.kit.paths import ROOT
+from tests.kit.paths import ROOT, TENANTS
 
 pytestmark = pytest.mark.contract
 
@@ -229,6 +233,37 @@ def test_tenant_pins_resolve_to_the_released_images(released: Released) -> None:
     data["dbt"]["runner_version"] = "99.0.0"
     with pytest.raises(UnreleasedRunner, match=r"dbt\.runner_version: etl/dbt-runner `99\.0\.0`"):
         tenant_images(TenantSpec.model_validate(data), load_lock(released.lock))
+
+
+def test_a_tenant_dbt_image_is_released_and_pinned_like_a_runner(
+    registry: str, tmp_path: Path
+) -> None:
+    """`make release RUNNER=dbt-globex`: etl/dbt-globex, versioned by globex's dbt project."""
+    image = "etl/dbt-globex:1.0.0"
+    if docker("image", "inspect", image).returncode != 0:
+        built = subprocess.run(
+            [sys.executable, "-m", "datakit_orchestration.tenant_image", "globex"],
+            capture_output=True,
+            text=True,
+        )
+        assert built.returncode == 0, built.stderr[-3000:]
+    lock = tmp_path / "images.lock"
+    done = release("dbt-globex", lock, "--image", image)
+    assert done.returncode == 0, done.stderr
+    entry = load_lock(lock).release("dbt-globex", "1.0.0")
+    assert entry is not None
+    reference = done.stdout.strip()
+    try:
+        assert reference == f"{ADDR}/etl/dbt-globex:1.0.0@{entry.digest}"
+        assert head_digest("etl/dbt-globex", "1.0.0") == entry.digest
+        assert pinned_image(load_lock(lock), ADDR, "dbt-globex", "1.0.0") == reference
+        globex = load_tenant(TENANTS / "globex.yaml")
+        assert tenant_pins(globex)[-1] == Pin("dbt.project", "dbt-globex", "1.0.0")
+        again = release("dbt-globex", lock, "--image", image)
+        assert again.returncode == 1
+        assert "bump `version:` in the dbt_project.yml of tenant `globex`" in again.stderr
+    finally:
+        docker("rmi", reference.split("@")[0], reference)
 
 
 def test_unreachable_registry_exits_3_and_says_how_to_start_it(tmp_path: Path) -> None:

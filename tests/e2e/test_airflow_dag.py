@@ -25,6 +25,7 @@ from stack.local_airflow import DagRun, LocalAirflow
 from tests.kit.databases import Database, Server, fresh_database
 from tests.kit.docker import runner_image
 from tests.kit.paths import ROOT
+from tests.kit.tenants import init_test_roles, on_test_databases
 from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
 
 pytestmark = [
@@ -54,10 +55,7 @@ class Deployment:
 
 def tenant_yaml(source: Database, warehouse: Database) -> str:
     """The demo tenant file with its databases replaced by the test databases."""
-    tenant = yaml.safe_load(TENANT_FILE.read_text(encoding="utf-8"))
-    sections = [(tenant["warehouse"], warehouse), *((s, source) for s in tenant["sources"])]
-    for section, db in sections:
-        section.update(host="127.0.0.1", port=db.server.port, dbname=db.name, user=db.server.user)
+    tenant = on_test_databases(TENANT_FILE, source, warehouse)
     return yaml.safe_dump(tenant, sort_keys=False)
 
 
@@ -83,6 +81,7 @@ def deployment(
     (tenants / TENANT_FILE.name).write_text(tenant_yaml(source, warehouse), encoding="utf-8")
     airflow = LocalAirflow(home=root / "home", tenants=tenants, dags=root / "dags")
     spec = load_tenant(tenants / TENANT_FILE.name)
+    init_test_roles([spec], warehouse)
     plan = plan_tenant(spec)
     for image in {task.image.rsplit("/", 1)[-1] for task in plan.tasks}:
         runner_image(image.split("-runner:")[0])  # built here when `make images` has not

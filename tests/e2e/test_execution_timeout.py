@@ -29,6 +29,7 @@ from tests.kit.databases import Database, Server, fresh_database
 from tests.kit.docker import runner_image
 from tests.kit.notifications import Mailbox, smtp_server
 from tests.kit.paths import ROOT
+from tests.kit.tenants import init_test_roles, on_test_databases
 
 pytestmark = [
     pytest.mark.e2e,
@@ -54,10 +55,7 @@ def tenant_yaml(source: Database, warehouse: Database) -> str:
     """The demo tenant on the test databases, its extracts bound to 40 s, no retries, and a
     schedule that starts next year: the scheduler creates no run of its own, only the runs
     triggered here run."""
-    tenant = yaml.safe_load(TENANT_FILE.read_text(encoding="utf-8"))
-    sections = [(tenant["warehouse"], warehouse), *((s, source) for s in tenant["sources"])]
-    for section, db in sections:
-        section.update(host="127.0.0.1", port=db.server.port, dbname=db.name, user=db.server.user)
+    tenant = on_test_databases(TENANT_FILE, source, warehouse)
     tenant["schedule"] = {"cron": "@yearly", "start_date": date(date.today().year + 1, 1, 1)}
     tenant["sources"][0]["execution_timeout"] = f"{EXTRACT_TIMEOUT_S}s"
     tenant["retries"] = {"count": 0}
@@ -84,6 +82,7 @@ def scheduled(
     tenants.mkdir()
     (tenants / TENANT_FILE.name).write_text(tenant_yaml(source, warehouse), encoding="utf-8")
     spec = load_tenant(tenants / TENANT_FILE.name)
+    init_test_roles([spec], warehouse)
     plan = plan_tenant(spec)
     for image in {task.image.rsplit("/", 1)[-1] for task in plan.tasks}:
         runner_image(image.split("-runner:")[0])  # built here when `make images` has not

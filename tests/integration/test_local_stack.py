@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
+
+from stack.local_airflow import LocalAirflow
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
@@ -104,17 +107,8 @@ def _get(path: str, token: str | None = None) -> Any:
 
 
 def _token(state: Path) -> str:
-    """Log in as the stack's admin with the password Airflow generated into AIRFLOW_HOME."""
-    passwords = json.loads(
-        (state / "airflow" / "simple_auth_manager_passwords.json.generated").read_text()
-    )
-    body = json.dumps({"username": "admin", "password": passwords["admin"]}).encode()
-    request = urllib.request.Request(
-        URL + "/auth/token", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        token: str = json.load(response)["access_token"]
-    return token
+    """Log in as the stack's admin with the password `make up` generated into AIRFLOW_HOME."""
+    return LocalAirflow(home=state / "airflow", port=AIRFLOW_PORT).token("admin")
 
 
 def _alive(pid: int) -> bool:
@@ -157,9 +151,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_up_reports_where_the_ui_is_and_how_to_log_in(stack: Stack) -> None:
     assert f"Airflow UI   {URL}" in stack.up_output
-    password_file = stack.state / "airflow" / "simple_auth_manager_passwords.json.generated"
+    password_file = stack.state / "airflow" / "user_passwords.json"
     assert str(password_file) in stack.up_output
     assert "user `admin`" in stack.up_output
+    assert "`acme`, `globex`" in stack.up_output  # a user per tenant, seeing its own DAGs only
 
 
 def test_up_never_shows_the_demo_passwords_nor_leaves_them_in_a_file(stack: Stack) -> None:
@@ -196,12 +191,38 @@ def test_the_tenant_dags_are_listed_through_the_rest_api(stack: Stack) -> None:
 def test_the_pools_and_the_demo_tenant_variables_are_set(stack: Stack) -> None:
     token = _token(stack.state)
     pools = {pool["name"]: pool["slots"] for pool in _get("/api/v2/pools", token)["pools"]}
-    assert {"acme__erp": 2, "globex__crm": 3, "globex__billing": 1}.items() <= pools.items()
+    assert {"acme__erp": 2, "globex__erp": 3}.items() <= pools.items()
     variables = {v["key"] for v in _get("/api/v2/variables", token)["variables"]}
-    assert variables == {
+    assert variables == {  # both demo tenants' database passwords, their roles' included
         "datakit__acme__acme_erp__password",
-        "datakit__acme__acme_warehouse__password",
+        "datakit__acme__acme_warehouse_loader__password",
+        "datakit__acme__acme_warehouse_transformer__password",
+        "datakit__globex__globex_erp__db_password",
+        "datakit__globex__globex_warehouse__loader_password",
+        "datakit__globex__globex_warehouse__transformer_password",
     }
+
+
+def test_the_tenants_warehouse_roles_own_their_schemas(stack: Stack) -> None:
+    """`make up` ran warehouse-init for each tenant of the demo warehouse."""
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=WAREHOUSE_PORT,
+        dbname="warehouse",
+        user="warehouse",
+        password="warehouse-demo-password",
+    ) as conn:
+        owners = conn.execute(
+            "select nspname, pg_get_userbyid(nspowner) from pg_namespace "
+            "where nspname in ('bronze_erp', 'gold', 'globex_bronze_erp', 'globex_gold') "
+            "order by 1"
+        ).fetchall()
+    assert owners == [
+        ("bronze_erp", "acme_loader"),
+        ("globex_bronze_erp", "globex_loader"),
+        ("globex_gold", "globex_transformer"),
+        ("gold", "acme_transformer"),
+    ]
 
 
 def test_every_port_the_stack_opened_is_on_loopback(stack: Stack) -> None:

@@ -1,5 +1,5 @@
-"""Airflow for the tests: a throwaway AIRFLOW_HOME, a DagBag parsed in a clean subprocess, and
-the Airflow Variables that hold a task's secrets.
+"""Airflow for the tests: a throwaway AIRFLOW_HOME, a DagBag parsed in a clean subprocess, the
+Airflow Variables that hold a task's secrets, and a REST API client that keeps every status code.
 
 `throwaway_home()` must run before anything imports Airflow (conftest files call it at import,
 before the test modules are imported), so nothing is written to `~/airflow`. Building DAGs,
@@ -15,6 +15,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,40 @@ def secret_values(plan: TenantPlan, task: TaskPlan) -> dict[str, str]:
         f"AIRFLOW_VAR_{variable_name(plan.tenant, s.secret).upper()}": f"s3cr3t-{s.env_var}-value"
         for s in task.secrets
     }
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # the decoded JSON, or the text when it is not JSON
+
+
+@dataclass(frozen=True)
+class RestApi:
+    """Airflow's REST API at `url`, as the user whose JWT is `token` (anonymous without one)."""
+
+    url: str
+    token: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None) -> Reply:
+        """`method path` with `body` as JSON; an error status is returned, not raised."""
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return Reply(status, json.loads(raw))
+        except ValueError:
+            return Reply(status, raw.decode(errors="replace"))
+
+    def get(self, path: str) -> Reply:
+        return self.call("GET", path)

@@ -11,6 +11,9 @@ import yaml
 
 from datakit_orchestration.loader import load_tenants
 from datakit_orchestration.plan import TenantPlan, plan_tenant
+from datakit_orchestration.spec import TenantSpec
+from stack.tenant_roles import init_roles
+from tests.kit.databases import Database
 from tests.kit.paths import TENANTS
 
 BASE: dict[str, Any] = {
@@ -72,3 +75,20 @@ def every_task() -> list[Any]:
         for plan in shipped_plans()
         for task in plan.tasks
     ]
+
+
+def on_test_databases(tenant_file: Path, source: Database, warehouse: Database) -> dict[str, Any]:
+    """A shipped tenant file with its databases replaced by the test databases. Its warehouse
+    roles stay: `init_test_roles` makes them, as `make up` does on the demo warehouse."""
+    tenant = yaml.safe_load(tenant_file.read_text(encoding="utf-8"))
+    place = {"host": "127.0.0.1"}
+    tenant["warehouse"].update(place, port=warehouse.server.port, dbname=warehouse.name)
+    for section in tenant["sources"]:
+        section.update(place, port=source.server.port, dbname=source.name, user=source.server.user)
+    return tenant
+
+
+def init_test_roles(specs: list[TenantSpec], warehouse: Database) -> None:
+    """warehouse-init of each tenant on the test warehouse, with the demo's role passwords."""
+    with warehouse.connect() as admin:
+        assert init_roles(specs, admin) == [spec.tenant for spec in specs if spec.warehouse.roles]

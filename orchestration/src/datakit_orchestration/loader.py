@@ -20,9 +20,15 @@ from datakit_contract import names
 from datakit_contract.problems import Problems, dotted
 from datakit_orchestration import spec
 from datakit_orchestration.spec import TenantSpec
+from datakit_orchestration.tenancy import conflicts
+from datakit_orchestration.tenant_project import TENANT_FILE_CONTEXT
 
 SECRET_WORDS = ("password", "secret", "token")
 
+MOVED = {  # fields of earlier tenant files, and where they went
+    "tenant_schema_prefix": "it is `warehouse.schema_prefix` now, and prefixes Bronze and the "
+    "platform state too (orchestration/README.md, Tenants in one warehouse)",
+}
 PATTERN_HINTS = {
     names.NAME_PATTERN: "is not a valid name; use lower-case letters, digits and `_`, starting "
     "with a letter (at most 41 characters)",
@@ -73,7 +79,8 @@ def load_tenant(path: Path | str) -> TenantSpec:
             f"to `{tenant}{path.suffix}` or set `tenant: {path.stem}`"
         )
     try:
-        tenant_spec = TenantSpec.model_validate(data)
+        # The context lets a spec read files named relative to it (`dbt.project`).
+        tenant_spec = TenantSpec.model_validate(data, context={TENANT_FILE_CONTEXT: path})
     except ValidationError as exc:
         raise TenantSpecError(path, problems + describe_errors(exc)) from None
     if problems:
@@ -98,12 +105,22 @@ def load_tenants(directory: Path | str) -> tuple[list[TenantSpec], list[TenantSp
             continue
         seen[path.stem] = path
         try:
-            specs.append(load_tenant(path))
+            spec = load_tenant(path)
         except TenantSpecError as exc:
             errors.append(exc)
+            continue
         except Exception as exc:  # a bug here must still not take the other tenants down
             problem = f"internal error while loading ({type(exc).__name__}: {exc}); please report"
             errors.append(TenantSpecError(path, [problem]))
+            continue
+        # What tenants share (a warehouse database, a cluster) is split between them: a file
+        # that would take another tenant's schemas, roles or namespace is refused, the first
+        # one (in file name order) keeps them.
+        shared = [problem for other in specs for problem in conflicts(spec, other)]
+        if shared:
+            errors.append(TenantSpecError(path, shared))
+        else:
+            specs.append(spec)
     return specs, errors
 
 
@@ -134,6 +151,8 @@ def _explain(loc: tuple[str | int, ...], error: Any) -> str:
                 "Secret that holds it instead, e.g. `password_secret: {name: acme-erp, key: "
                 "password}`"
             )
+        if name in MOVED:
+            return f"`{name}` moved: {MOVED[name]}"
         allowed = sorted(_fields(parent)) if parent else []
         close = difflib.get_close_matches(name, allowed, n=1)
         suggestion = f"did you mean `{close[0]}`? " if close else ""

@@ -3,9 +3,11 @@
 `make release RUNNER=<tech>` pushes `etl/<tech>-runner:<version>` and records the digest the
 registry gave it here; tenants pin versions (`runner_version: 0.1.0`) and resolve them through this
 file to `<registry>/etl/<tech>-runner:<version>@sha256:…`, so a task runs exactly the image that
-was released even if someone later pushes over the tag. The file is JSON, sorted, one release per
-block, so a release shows up in review as a small diff. Writer (the release) and readers (the plan)
-share this module, so the format is defined once.
+was released even if someone later pushes over the tag. A tenant's own dbt image
+(`etl/dbt-<tenant>:<version>`, `tenant_image`) is an entry like any runner's, named
+`dbt-<tenant>` (`make release RUNNER=dbt-<tenant>`) and pinned by its project's version. The
+file is JSON, sorted, one release per block, so a release shows up in review as a small diff.
+Writer (the release) and readers (the plan) share this module, so the format is defined once.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from datakit_contract.names import SEMVER_PATTERN, runner_image
-from datakit_orchestration.plan import image
+from datakit_contract.names import SEMVER_PATTERN, runner_image, tenant_dbt_image
 from datakit_orchestration.spec import TenantSpec
 
 LOCK_ENV = "DK_IMAGE_LOCK"
@@ -30,7 +31,9 @@ LOCK_ENV = "DK_IMAGE_LOCK"
 DEFAULT_LOCK_PATH = Path(__file__).resolve().parents[3] / "registry" / "images.lock"
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-RUNNER_PATTERN = r"^[a-z][a-z0-9-]{0,40}$"
+TENANT_IMAGE_PREFIX = "dbt-"
+# A runner folder (`postgres`), or `dbt-<tenant>` for a tenant's dbt image (tenant names have `_`).
+RUNNER_PATTERN = r"^([a-z][a-z0-9-]{0,40}|dbt-[a-z][a-z0-9_]{0,40})$"
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +52,47 @@ class UnreleasedRunner(LockError):
 
 class AlreadyReleased(LockError):
     """A release would replace a version the lock already records: versions are immutable."""
+
+
+def tenant_image_name(tenant: str) -> str:
+    """The lock's name of a tenant's dbt image: `dbt-globex` for `etl/dbt-globex`."""
+    return TENANT_IMAGE_PREFIX + tenant
+
+
+def image_tenant(name: str) -> str | None:
+    """The tenant of a lock name that is a tenant's dbt image (`dbt-globex`), else None."""
+    return name.removeprefix(TENANT_IMAGE_PREFIX) if name.startswith(TENANT_IMAGE_PREFIX) else None
+
+
+def image_reference(name: str, version: str, registry: str | None = None) -> str:
+    """The image a lock name stands for: `postgres` → `etl/postgres-runner:<version>`,
+    `dbt-globex` → `etl/dbt-globex:<version>`; under `registry` when one is given."""
+    tenant = image_tenant(name)
+    if tenant is not None:
+        return tenant_dbt_image(tenant, version, registry)
+    return runner_image(name, version, registry)
+
+
+def image_repository(name: str) -> str:
+    """`etl/postgres-runner`, `etl/dbt-globex`: the image's name without registry or tag."""
+    return image_reference(name, "0").rsplit(":", 1)[0]
+
+
+def version_source(name: str) -> str:
+    """Where the version of a lock name's image is set, for messages that say to bump it."""
+    tenant = image_tenant(name)
+    if tenant is not None:
+        return (
+            f"`version:` in the dbt_project.yml of tenant `{tenant}`'s dbt project (its tenant "
+            "file's `dbt.project`)"
+        )
+    return f"runners/{name}/VERSION"
+
+
+def bump_hint(name: str) -> str:
+    """How to give an image a new version, for messages that refuse a released one."""
+    changelog = "" if image_tenant(name) else f" and add a runners/{name}/CHANGELOG.md entry"
+    return f"bump {version_source(name)}{changelog} (see runners/VERSIONING.md)"
 
 
 class Release(BaseModel):
@@ -103,7 +147,10 @@ class ImageLock(BaseModel):
         problems = []
         for runner, versions in runners.items():
             if not re.fullmatch(RUNNER_PATTERN, runner):
-                problems.append(f"runner `{runner}` is not a runner folder name such as `postgres`")
+                problems.append(
+                    f"runner `{runner}` is not a runner folder name such as `postgres`, nor "
+                    "`dbt-<tenant>`"
+                )
             for version in versions:
                 if not re.fullmatch(SEMVER_PATTERN, version):
                     problems.append(f"`{runner}` version `{version}` is not like `1.2.3`")
@@ -123,10 +170,9 @@ class ImageLock(BaseModel):
         known = self.release(runner, version)
         if known is not None:
             raise AlreadyReleased(
-                f"etl/{runner}-runner {version} is already released "
+                f"{image_repository(runner)} {version} is already released "
                 f"(registry/images.lock: `{known.digest}`, {known.released_at}); released "
-                f"versions never change: bump runners/{runner}/VERSION and add a "
-                f"runners/{runner}/CHANGELOG.md entry (see runners/VERSIONING.md)."
+                f"versions never change: {bump_hint(runner)}."
             )
         runners = {name: dict(versions) for name, versions in self.runners.items()}
         runners.setdefault(runner, {})[version] = release
@@ -134,7 +180,8 @@ class ImageLock(BaseModel):
 
 
 def pinned_image(lock: ImageLock, registry: str, runner: str, version: str) -> str:
-    """`<registry>/etl/<runner>-runner:<version>@sha256:…` for a released version.
+    """`<registry>/etl/<runner>-runner:<version>@sha256:…` for a released version (for a
+    tenant's dbt image `<registry>/etl/dbt-<tenant>:<version>@sha256:…`).
 
     The tag stays in the reference for people reading it; Docker and Kubernetes pull by the
     digest and ignore the tag when both are given.
@@ -142,7 +189,7 @@ def pinned_image(lock: ImageLock, registry: str, runner: str, version: str) -> s
     release = lock.release(runner, version)
     if release is None:
         raise UnreleasedRunner([_unreleased(lock, runner, version)])
-    return f"{runner_image(runner, version, registry)}@{release.digest}"
+    return f"{image_reference(runner, version, registry)}@{release.digest}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +206,11 @@ def tenant_pins(tenant: TenantSpec) -> list[Pin]:
         Pin(f"sources[{index}].runner_version", source.runner, source.runner_version)
         for index, source in enumerate(tenant.sources)
     ]
-    pins.append(Pin("dbt.runner_version", "dbt", tenant.dbt.runner_version))
+    project = tenant.dbt.tenant_project
+    if project is not None:  # the dbt tasks run the tenant's own image, built FROM the runner
+        pins.append(Pin("dbt.project", tenant_image_name(tenant.tenant), project.version))
+    else:
+        pins.append(Pin("dbt.runner_version", "dbt", tenant.dbt.runner_version))
     return pins
 
 
@@ -196,7 +247,7 @@ def deployment_pins(tenant: TenantSpec) -> dict[str, str]:
     if not os.environ.get(LOCK_ENV):
         return {}
     return {
-        image(tenant, runner, version): reference
+        image_reference(runner, version, tenant.image_registry): reference
         for (runner, version), reference in tenant_images(tenant, load_lock()).items()
     }
 
@@ -209,8 +260,8 @@ def _unreleased(lock: ImageLock, runner: str, version: str) -> str:
         else "no version of it was released yet"
     )
     return (
-        f"etl/{runner}-runner `{version}` was never released ({known}). Pin a released version, "
-        f"or release this one: set runners/{runner}/VERSION to `{version}` and run "
+        f"{image_repository(runner)} `{version}` was never released ({known}). Pin a released "
+        f"version, or release this one: set {version_source(runner)} to `{version}` and run "
         f"`make release RUNNER={runner}`."
     )
 

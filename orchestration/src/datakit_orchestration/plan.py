@@ -14,6 +14,7 @@ values.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -22,12 +23,13 @@ from typing import Literal
 from datakit_contract import env
 from datakit_contract.exit_codes import RETRY_EXIT_CODES, SKIP_EXIT_CODES
 from datakit_contract.flags import extract_args
-from datakit_contract.names import bronze_schema, layer_schema, runner_image
+from datakit_contract.names import bronze_schema, layer_schema, runner_image, tenant_dbt_image
 from datakit_orchestration import spec
 from datakit_orchestration.spec import SourceSpec, TableSpec, TenantSpec, WarehouseSpec
 
 Group = Literal["bronze", "silver", "gold", "quality"]
 TriggerRule = Literal["all_success", "none_failed"]
+Login = Literal["loader", "transformer"]  # the warehouse role a task logs in as
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,16 @@ class SecretRef:
 
     name: str
     key: str
+
+
+VARIABLE_PREFIX = "datakit"
+
+
+def variable_name(tenant: str, ref: SecretRef) -> str:
+    """The Airflow Variable that holds `ref` for `tenant` locally (see `adapters.secrets`):
+    `datakit__<tenant>__<secret name>__<key>`, lower case, `-` and `.` as `_`."""
+    parts = (VARIABLE_PREFIX, tenant, ref.name, ref.key)
+    return "__".join(re.sub(r"[^a-z0-9_]", "_", part.lower()) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,7 @@ def plan_tenant(tenant: TenantSpec, pinned: Mapping[str, str] | None = None) -> 
     """
     bronze = [_extract_task(tenant, s, t) for s in tenant.sources for t in s.tables]
     bronze_assets = tuple(uri for task in bronze for uri in task.outlets)
-    gold_schema = layer_schema("gold", tenant.dbt.tenant_schema_prefix)
+    gold_schema = layer_schema("gold", tenant.warehouse.schema_prefix)
     gold_assets = tuple(asset_uri(tenant.warehouse, gold_schema, m) for m in tenant.dbt.gold_models)
     silver = _dbt_task(
         tenant,
@@ -236,7 +248,7 @@ def pool_name(tenant: TenantSpec, source: SourceSpec) -> str:
 def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
     execution = table.execution_timeout or source.execution_timeout or tenant.timeouts.execution
     variables = (
-        _base_env(tenant)
+        _base_env(tenant, "loader")
         | _deadline_env(execution)
         | _connection_env(
             env.SOURCE,
@@ -249,7 +261,8 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
             sslmode=source.sslmode,
         )
     )
-    bronze = asset_uri(tenant.warehouse, bronze_schema(source.name), table.bronze_name)
+    bronze_at = bronze_schema(source.name, tenant.warehouse.schema_prefix)
+    bronze = asset_uri(tenant.warehouse, bronze_at, table.bronze_name)
     return TaskPlan(
         task_id=f"extract__{source.name}_{table.bronze_name}",
         group="bronze",
@@ -258,7 +271,7 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
         env=dict(sorted(variables.items())),
         secrets=(
             _secret_env(env.env_name(env.SOURCE, "password"), source.password_secret),
-            _warehouse_password(tenant),
+            _warehouse_password(tenant, "loader"),
         ),
         resources=_resources(tenant.resources.merged(table.resources)),
         retries=tenant.retries.count,
@@ -291,18 +304,17 @@ def _dbt_task(
     execution = tenant.dbt.step_execution_timeouts.get(
         group, tenant.dbt.execution_timeout or tenant.timeouts.execution
     )
-    variables = _base_env(tenant) | _deadline_env(execution)
-    variables[env.TENANT_SCHEMA_PREFIX] = tenant.dbt.tenant_schema_prefix
+    variables = _base_env(tenant, "transformer") | _deadline_env(execution)
     variables[env.DBT_THREADS] = str(tenant.dbt.threads)
     if indirect_selection:
         variables["DBT_INDIRECT_SELECTION"] = indirect_selection  # dbt's own flag, read by dbt
     return TaskPlan(
         task_id=task_id,
         group=group,
-        image=image(tenant, "dbt", tenant.dbt.runner_version),
+        image=dbt_image(tenant),
         args=tuple(args),
         env=dict(sorted(variables.items())),
-        secrets=(_warehouse_password(tenant),),
+        secrets=(_warehouse_password(tenant, "transformer"),),
         resources=_resources(tenant.resources.merged(tenant.dbt.resources)),
         retries=tenant.retries.count,
         retry_delay_seconds=tenant.retries.delay_seconds,
@@ -315,19 +327,31 @@ def _dbt_task(
     )
 
 
-def _base_env(tenant: TenantSpec) -> dict[str, str]:
-    """What every runner of the tenant needs: who it runs for and where the warehouse is."""
+def dbt_image(tenant: TenantSpec) -> str:
+    """The image of the tenant's dbt tasks: `etl/dbt-<tenant>:<project version>` when the tenant
+    has a dbt project of its own (`dbt.project`, baked in by `tenant_image`), else the dbt runner
+    with its built-in project."""
+    project = tenant.dbt.tenant_project
+    if project is not None:
+        return tenant_dbt_image(tenant.tenant, project.version, tenant.image_registry)
+    return image(tenant, "dbt", tenant.dbt.runner_version)
+
+
+def _base_env(tenant: TenantSpec, login: Login) -> dict[str, str]:
+    """What every runner of the tenant needs: who it runs for, which schemas are the tenant's,
+    where the warehouse is and which of the tenant's roles it logs in as."""
     warehouse = tenant.warehouse
     return {
         env.LOG_FORMAT: "json",
         env.TENANT: tenant.tenant,
+        env.TENANT_SCHEMA_PREFIX: warehouse.schema_prefix,
         env.STALL_TIMEOUT: str(spec.seconds(tenant.timeouts.stall)),
         **_connection_env(
             env.WAREHOUSE,
             host=warehouse.host,
             port=str(warehouse.port),
             dbname=warehouse.dbname,
-            user=warehouse.user,
+            user=warehouse.login(login).user,
             sslmode=warehouse.sslmode,
         ),
     }
@@ -350,8 +374,9 @@ def _connection_env(section: str, **values: str | None) -> dict[str, str]:
     return env.connection_env(section, **{k: v for k, v in values.items() if v is not None})
 
 
-def _warehouse_password(tenant: TenantSpec) -> SecretEnv:
-    return _secret_env(env.env_name(env.WAREHOUSE, "password"), tenant.warehouse.password_secret)
+def _warehouse_password(tenant: TenantSpec, login: Login) -> SecretEnv:
+    secret = tenant.warehouse.login(login).password_secret
+    return _secret_env(env.env_name(env.WAREHOUSE, "password"), secret)
 
 
 def _secret_env(env_var: str, ref: spec.SecretRef) -> SecretEnv:

@@ -14,7 +14,15 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from datakit_contract import tables
 from datakit_contract.names import (
@@ -24,6 +32,12 @@ from datakit_contract.names import (
     TABLE_PATTERN,
 )
 from datakit_contract.problems import Problem, Problems
+from datakit_orchestration.tenant_project import (
+    TENANT_FILE_CONTEXT,
+    DbtProject,
+    project_directory,
+    read_project,
+)
 
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
@@ -32,6 +46,7 @@ REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+
 CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
 MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h)$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -144,22 +159,96 @@ class Schedule(BaseModel):
         return " ".join(fields)
 
 
+class WarehouseLogin(BaseModel):
+    """A login role of the warehouse and where its password is kept."""
+
+    model_config = _FROZEN
+
+    user: str = Field(pattern=ROLE_PATTERN, description="Role name (lower case, `_`, digits).")
+    password_secret: SecretRef = Field(
+        description="Where its password is kept (never written here); `warehouse-init` sets "
+        "the role's password from it, the tasks that log in as the role read it.",
+    )
+
+
+class WarehouseRoles(BaseModel):
+    """The tenant's least-privilege roles, created and granted by `warehouse-init`: each reaches
+    the tenant's own schemas only."""
+
+    model_config = _FROZEN
+
+    loader: WarehouseLogin = Field(
+        description="The runners' role: owns the tenant's Bronze schemas and its state "
+        "(`<prefix>datakit`), reads nothing else."
+    )
+    transformer: WarehouseLogin = Field(
+        description="dbt's role: reads the tenant's Bronze, owns its Silver, snapshots and Gold."
+    )
+    reader: WarehouseLogin = Field(
+        description="For dashboards and analysts: reads the tenant's Gold only."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> WarehouseRoles:
+        users = [self.loader.user, self.transformer.user, self.reader.user]
+        if len(set(users)) < len(users):
+            raise ValueError(f"the loader, transformer and reader roles must differ: {users}")
+        return self
+
+
 class WarehouseSpec(BaseModel):
-    """The tenant's PostgreSQL warehouse (Bronze, Silver, Gold, and the `datakit` schema)."""
+    """The tenant's PostgreSQL warehouse (Bronze, Silver, Gold, and its `datakit` state)."""
 
     model_config = _FROZEN
 
     host: str = Field(min_length=1, description="Host name or IP address of the warehouse.")
     port: int = Field(default=5432, ge=1, le=65535, description="TCP port of the warehouse.")
     dbname: str = Field(min_length=1, description="Warehouse database name.")
-    user: str = Field(min_length=1, description="Login role of the runners.")
-    password_secret: SecretRef = Field(
-        description="Where the password is kept; it reaches the runner as "
+    schema_prefix: str = Field(
+        default="",
+        pattern=SCHEMA_PREFIX_PATTERN,
+        description="Prefix of every schema the tenant writes, where tenants share a warehouse "
+        "database: `<prefix>bronze_<source>`, `<prefix>datakit`, `<prefix>silver`, "
+        "`<prefix>snapshots`, `<prefix>gold`. Empty for a database of the tenant's own.",
+    )
+    roles: WarehouseRoles | None = Field(
+        default=None,
+        description="Least-privilege roles (`make warehouse-init`): runners log in as `loader`, "
+        "dbt as `transformer`. Without them every task logs in as `user`.",
+    )
+    user: str | None = Field(
+        default=None, min_length=1, description="Without `roles`: the one login of every task."
+    )
+    password_secret: SecretRef | None = Field(
+        default=None,
+        description="Without `roles`: where `user`'s password is kept; it reaches the runner as "
         "`DK_WAREHOUSE__PASSWORD` and is never written here.",
     )
     sslmode: SslMode | None = Field(
         default=None, description="libpq sslmode; the runner's default (`prefer`) when unset."
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_log_in(self) -> WarehouseSpec:
+        single = self.user is not None or self.password_secret is not None
+        if self.roles is not None and single:
+            raise ValueError(
+                "give either `roles` (a loader, transformer and reader of the tenant's own) or "
+                "one `user` with its `password_secret`, not both"
+            )
+        if self.roles is None and (self.user is None or self.password_secret is None):
+            raise ValueError(
+                "the warehouse needs `roles` (recommended: `make warehouse-init` creates them) or "
+                "`user` and `password_secret`"
+            )
+        return self
+
+    def login(self, task: Literal["loader", "transformer"]) -> WarehouseLogin:
+        """Who a task logs in as: the runners as the loader, dbt as the transformer."""
+        if self.roles is not None:
+            return getattr(self.roles, task)  # type: ignore[no-any-return]
+        assert self.user is not None and self.password_secret is not None  # the validator's
+        return WarehouseLogin(user=self.user, password_secret=self.password_secret)
 
 
 class ResourcesOverride(BaseModel):
@@ -316,6 +405,16 @@ class DbtSpec(BaseModel):
     runner_version: str = Field(
         pattern=SEMVER_PATTERN, description="Pinned `etl/dbt-runner` image version, e.g. `0.1.0`."
     )
+    project: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The tenant's own dbt project: a folder relative to this tenant file "
+        "(`globex/dbt`). It is baked into the image `etl/dbt-<tenant>:<version>` built FROM "
+        "`etl/dbt-runner:<runner_version>` (`make tenant-image TENANT=<tenant>`), `<version>` "
+        "being the `version:` of its `dbt_project.yml`, and the dbt tasks run that image. "
+        "Unset: the dbt runner's built-in project.",
+    )
+    _tenant_project: DbtProject | None = PrivateAttr(default=None)
     silver_select: list[str] = Field(
         default_factory=lambda: list(SILVER_SELECT),
         min_length=1,
@@ -336,12 +435,6 @@ class DbtSpec(BaseModel):
         default_factory=dict, description="dbt vars passed to every dbt command (`--vars`)."
     )
     threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
-    tenant_schema_prefix: str = Field(
-        default="",
-        pattern=SCHEMA_PREFIX_PATTERN,
-        description="Prefix of the silver/gold/snapshots schemas when tenants share a database, "
-        "e.g. `globex_`; empty for one warehouse per tenant.",
-    )
     resources: ResourcesOverride | None = Field(
         default=None, description="Resources of the dbt tasks, replacing the defaults."
     )
@@ -363,6 +456,22 @@ class DbtSpec(BaseModel):
                 "`.sql`, e.g. `fct_orders`"
             )
         return names
+
+    @model_validator(mode="after")
+    def _read_project(self, info: ValidationInfo) -> DbtSpec:
+        """The project's folder and version, read once when the tenant file is loaded."""
+        if self.project is not None:
+            tenant_file = (info.context or {}).get(TENANT_FILE_CONTEXT)
+            try:
+                self._tenant_project = read_project(project_directory(self.project, tenant_file))
+            except ValueError as exc:
+                raise Problems([Problem(("project",), str(exc))]) from None
+        return self
+
+    @property
+    def tenant_project(self) -> DbtProject | None:
+        """The tenant's own dbt project (`project`), None for the built-in one."""
+        return self._tenant_project
 
 
 class Timeouts(BaseModel):

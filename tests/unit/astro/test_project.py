@@ -18,6 +18,7 @@ import yaml
 from datakit_orchestration.dagfiles import pools
 from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.plan import SecretRef, plan_tenant
+from stack.tenant_roles import role_passwords
 from tests.kit.astro import ASTRO, ASTRO_SERVICES, RUNTIME_IMAGE
 from tests.kit.paths import ROOT, TENANTS
 
@@ -120,11 +121,14 @@ def test_airflow_settings_declare_every_variable_the_demo_tenant_reads() -> None
         for v in _yaml(ASTRO / "airflow_settings.yaml")["airflow"]["variables"]
     }
     assert set(variables) == needed
-    # Demo-only values: exactly the demo databases' default passwords, nothing else.
+    # Demo-only values: the demo source's default password and the warehouse roles' demo
+    # passwords, nothing else.
     compose = (ROOT / "stack" / "docker-compose.yml").read_text()
     demo_passwords = set(re.findall(r"PASSWORD:-([^}]+)\}", compose))
     assert demo_passwords == {"erp-demo-password", "warehouse-demo-password"}
-    assert set(variables.values()) == demo_passwords
+    roles = role_passwords(load_tenant(TENANTS / f"{DEMO_TENANT}.yaml"))
+    expected = {"erp-demo-password"} | {v for r, v in roles.items() if r in refs}  # not reader
+    assert set(variables.values()) == expected
     assert "DEMO-ONLY" in (ASTRO / "airflow_settings.yaml").read_text()
 
 

@@ -142,8 +142,7 @@ def test_pools_are_exported_for_airflow_pools_import() -> None:
         "slots": 2,
         "description": "Tables read at once from source `erp` of tenant `acme`",
     }
-    assert found["globex__crm"]["slots"] == 3
-    assert found["globex__billing"]["slots"] == 1
+    assert found["globex__erp"]["slots"] == 3
 
 
 # ---- DagBag -------------------------------------------------------------------------------

@@ -240,7 +240,7 @@ def test_a_missing_secret_value_fails_the_install_naming_it_and_the_fix() -> Non
 
 def test_no_secret_values_at_all_fail_the_install_too() -> None:
     values = chart_values(shipped_specs()["globex"])
-    with pytest.raises(helm.HelmRenderError, match=r"secretValues\[\"globex-billing\"\]"):
+    with pytest.raises(helm.HelmRenderError, match=r"secretValues\[\"globex-erp\"\]"):
         render(values)
 
 
@@ -487,12 +487,11 @@ def test_acme_may_reach_dns_its_warehouse_and_its_source_only() -> None:
     ]
 
 
-def test_globex_may_reach_dns_its_warehouse_and_its_sources_only() -> None:
+def test_globex_may_reach_dns_its_warehouse_and_its_source_only() -> None:
     assert egress_allowed("globex") == [
         DNS,
-        (("data/app.kubernetes.io/name=postgresql",), (("TCP", 5432),)),
-        (("10.20.0.0/24",), (("TCP", 5432),)),  # crm-db.globex.internal
-        (("10.20.1.16/28",), (("TCP", 6432),)),  # billing-db.globex.internal
+        (("127.0.0.1/32",), (("TCP", 54322),)),  # the warehouse it shares with acme
+        (("127.0.0.1/32",), (("TCP", 54321),)),  # source erp (database globex_erp)
     ]
 
 
@@ -687,9 +686,8 @@ def test_cli_writes_the_secret_values_skeleton(capsys: pytest.CaptureFixture[str
     assert main([str(TENANTS / "globex.yaml"), "--secret-values"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == {
         "secretValues": {
-            "globex-billing": {"db-password": ""},
-            "globex-crm": {"password": ""},
-            "globex-warehouse": {"password": ""},
+            "globex-erp": {"db-password": ""},
+            "globex-warehouse": {"loader-password": "", "transformer-password": ""},
             "globex-registry": {".dockerconfigjson": ""},
         }
     }

@@ -7,23 +7,30 @@ from pathlib import Path
 
 import pytest
 
+from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.lock import (
     DEFAULT_LOCK_PATH,
     LOCK_ENV,
     AlreadyReleased,
     LockError,
+    Pin,
     UnreleasedRunner,
+    deployment_pins,
     dump_lock,
+    image_reference,
+    image_repository,
     load_lock,
     lock_path,
     pinned_image,
     semver_key,
     tenant_images,
+    tenant_pins,
     write_lock,
 )
+from datakit_orchestration.plan import plan_tenant
 from datakit_orchestration.spec import TenantSpec
 from tests.kit.image_lock import DIGEST_A, DIGEST_B, lock_with, release
-from tests.kit.paths import ROOT
+from tests.kit.paths import ROOT, TENANTS
 from tests.kit.tenants import base
 
 
@@ -156,3 +163,69 @@ def test_lock_path_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv(LOCK_ENV, str(tmp_path / "other.lock"))
     write_lock(lock_with(("dbt", "0.1.0", DIGEST_A)), tmp_path / "other.lock")
     assert load_lock().versions("dbt") == ["0.1.0"]
+
+
+# ---- a tenant's own dbt image: `dbt-<tenant>`, like every runner ----------------------------
+
+
+def test_a_tenant_image_is_locked_and_pinned_like_a_runner(tmp_path: Path) -> None:
+    lock = lock_with(("dbt-globex", "1.0.0", DIGEST_A), ("dbt-my_tenant", "0.1.0", DIGEST_B))
+    write_lock(lock, tmp_path / "images.lock")
+    assert load_lock(tmp_path / "images.lock") == lock
+    assert image_reference("dbt-globex", "1.0.0", "registry.localhost") == (
+        "registry.localhost/etl/dbt-globex:1.0.0"
+    )
+    assert image_repository("dbt-my_tenant") == "etl/dbt-my_tenant"
+    assert image_repository("postgres") == "etl/postgres-runner"
+    assert (
+        pinned_image(lock, "127.0.0.1:5000", "dbt-globex", "1.0.0")
+        == f"127.0.0.1:5000/etl/dbt-globex:1.0.0@{DIGEST_A}"
+    )
+
+
+def test_a_tenant_with_its_own_project_pins_its_image_not_the_dbt_runner() -> None:
+    globex = load_tenant(TENANTS / "globex.yaml")
+    assert tenant_pins(globex)[-1] == Pin("dbt.project", "dbt-globex", "1.0.0")
+    assert [pin.runner for pin in tenant_pins(globex)] == ["postgres", "dbt-globex"]
+    lock = lock_with(("postgres", "0.1.0", DIGEST_A), ("dbt-globex", "1.0.0", DIGEST_B))
+    registry = "registry.globex.example:5000"
+    assert tenant_images(globex, lock) == {
+        ("postgres", "0.1.0"): f"{registry}/etl/postgres-runner:0.1.0@{DIGEST_A}",
+        ("dbt-globex", "1.0.0"): f"{registry}/etl/dbt-globex:1.0.0@{DIGEST_B}",
+    }
+
+
+def test_a_deployment_runs_the_tenant_image_by_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    globex = load_tenant(TENANTS / "globex.yaml")
+    lock = lock_with(("postgres", "0.1.0", DIGEST_A), ("dbt-globex", "1.0.0", DIGEST_B))
+    write_lock(lock, tmp_path / "images.lock")
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "images.lock"))
+    plan = plan_tenant(globex, deployment_pins(globex))
+    assert {task.image for task in plan.tasks if task.group != "bronze"} == {
+        f"registry.globex.example:5000/etl/dbt-globex:1.0.0@{DIGEST_B}"
+    }
+
+
+def test_an_unreleased_tenant_image_says_which_version_to_set_and_how_to_release() -> None:
+    globex = load_tenant(TENANTS / "globex.yaml")
+    with pytest.raises(UnreleasedRunner) as caught:
+        tenant_images(globex, lock_with(("postgres", "0.1.0", DIGEST_A)))
+    assert caught.value.problems == [
+        "tenant `globex` dbt.project: etl/dbt-globex `1.0.0` was never released (no version of "
+        "it was released yet). Pin a released version, or release this one: set `version:` in "
+        "the dbt_project.yml of tenant `globex`'s dbt project (its tenant file's `dbt.project`) "
+        "to `1.0.0` and run `make release RUNNER=dbt-globex`."
+    ]
+    lock = lock_with(("dbt-globex", "1.0.0", DIGEST_A))
+    with pytest.raises(AlreadyReleased) as again:
+        lock.with_release("dbt-globex", "1.0.0", release(DIGEST_B))
+    assert "etl/dbt-globex 1.0.0 is already released" in str(again.value)
+    assert "bump `version:` in the dbt_project.yml of tenant `globex`" in str(again.value)
+    assert "CHANGELOG" not in str(again.value)
+
+
+def test_names_that_are_neither_runners_nor_tenant_images_are_refused() -> None:
+    with pytest.raises(ValueError, match="runner `Dbt_x` is not a runner folder name"):
+        lock_with(("Dbt_x", "0.1.0", DIGEST_A))

@@ -40,12 +40,18 @@ ACME_TABLES = ["region", "nation", "supplier", "part", "partsupp", "customer", "
 BRONZE_IDS = [f"extract__erp_{t}" for t in ACME_TABLES]
 DEFAULT_RESOURCES = Resources("250m", "1", "256Mi", "1Gi")
 WAREHOUSE_ENV = {
+    "DK_TENANT_SCHEMA_PREFIX": "",
     "DK_WAREHOUSE__HOST": "127.0.0.1",
     "DK_WAREHOUSE__PORT": "54322",
     "DK_WAREHOUSE__DBNAME": "warehouse",
-    "DK_WAREHOUSE__USER": "warehouse",
 }
-WAREHOUSE_SECRET = SecretEnv("DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse", "password"))
+# Runners log in as the tenant's loader role, dbt as its transformer (warehouse.roles).
+LOADER_ENV = {**WAREHOUSE_ENV, "DK_WAREHOUSE__USER": "acme_loader"}
+TRANSFORMER_ENV = {**WAREHOUSE_ENV, "DK_WAREHOUSE__USER": "acme_transformer"}
+LOADER_SECRET = SecretEnv("DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse-loader", "password"))
+TRANSFORMER_SECRET = SecretEnv(
+    "DK_WAREHOUSE__PASSWORD", SecretRef("acme-warehouse-transformer", "password")
+)
 # The tenant's default timeouts: a task may run 2 h; its runner stops itself 120 s before, and
 # gives a silent database 300 s.
 BOUNDS_ENV = {"DK_EXECUTION_TIMEOUT_S": "7080", "DK_STALL_TIMEOUT_S": "300"}
@@ -116,12 +122,12 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
             "DK_SOURCE__PORT": "54321",
             "DK_SOURCE__DBNAME": "erp",
             "DK_SOURCE__USER": "erp",
-            **WAREHOUSE_ENV,
+            **LOADER_ENV,
             **BOUNDS_ENV,
         },
         secrets=(
             SecretEnv("DK_SOURCE__PASSWORD", SecretRef("acme-erp", "password")),
-            WAREHOUSE_SECRET,
+            LOADER_SECRET,
         ),
         resources=DEFAULT_RESOURCES,
         retries=2,
@@ -199,14 +205,13 @@ def test_acme_dbt_steps_run_the_dbt_image_with_the_warehouse_only(
     assert task.env == {
         "DK_LOG_FORMAT": "json",
         "DK_TENANT": "acme",
-        "DK_TENANT_SCHEMA_PREFIX": "",
         "DK_DBT_THREADS": "4",
-        **WAREHOUSE_ENV,
+        **TRANSFORMER_ENV,
         **BOUNDS_ENV,
         # Silver leaves the tests that also read a Gold model to the quality gate.
         **({"DBT_INDIRECT_SELECTION": "cautious"} if step == "dbt_build__silver" else {}),
     }
-    assert task.secrets == (WAREHOUSE_SECRET,)
+    assert task.secrets == (TRANSFORMER_SECRET,)
     assert task.pool is None and task.resources == DEFAULT_RESOURCES
     assert (task.retry_exit_codes, task.skip_exit_codes) == ((3,), (99,))
 
@@ -231,11 +236,11 @@ def test_tasks_are_in_topological_order_with_unique_ids(tenant: str) -> None:
         seen.add(task.task_id)
 
 
-GLOBEX_WH = "postgres://warehouse.data.svc.cluster.local:5432/shared_warehouse"
+GLOBEX_WH = "postgres://127.0.0.1:54322/warehouse"  # the demo warehouse, shared with acme
 
 
 def test_globex_merge_passes_its_primary_key_and_marks_deletes(globex: TenantPlan) -> None:
-    assert globex.task("extract__billing_payments").args == (
+    assert globex.task("extract__erp_payments").args == (
         "extract",
         "--table",
         "payments",
@@ -253,70 +258,87 @@ def test_globex_merge_passes_its_primary_key_and_marks_deletes(globex: TenantPla
 
 
 def test_globex_snapshot_and_cursor_tables_pass_their_mode_and_cursor(globex: TenantPlan) -> None:
-    assert globex.task("extract__crm_accounts").args == (
+    assert globex.task("extract__erp_accounts").args == (
         "extract",
         "--table",
         "accounts",
         "--mode",
         "snapshot",
     )
-    assert globex.task("extract__crm_contacts").args[-2:] == ("--cursor", "modified_at")
+    assert globex.task("extract__erp_contacts").args[-2:] == ("--cursor", "updated_at")
 
 
 def test_globex_schema_qualified_table_lands_under_its_table_name(globex: TenantPlan) -> None:
-    plans = globex.task("extract__billing_plans")
+    plans = globex.task("extract__erp_plans")
     assert plans.args[:3] == ("extract", "--table", "public.plans")
-    assert plans.outlets == (f"{GLOBEX_WH}/bronze_billing/plans",)
+    assert plans.outlets == (f"{GLOBEX_WH}/globex_bronze_erp/plans",)
 
 
 def test_globex_runners_come_from_its_registry_with_its_secret_names(globex: TenantPlan) -> None:
-    payments = globex.task("extract__billing_payments")
+    payments = globex.task("extract__erp_payments")
     assert payments.image == "registry.globex.example:5000/etl/postgres-runner:0.1.0"
     assert payments.secrets[0] == SecretEnv(
-        "DK_SOURCE__PASSWORD", SecretRef("globex-billing", "db-password")
+        "DK_SOURCE__PASSWORD", SecretRef("globex-erp", "db-password")
     )
 
 
 def test_globex_table_settings_override_resources_retries_and_pool(globex: TenantPlan) -> None:
-    payments = globex.task("extract__billing_payments")
+    payments = globex.task("extract__erp_payments")
     assert payments.resources == Resources("100m", "2", "128Mi", "4Gi")
     assert (payments.retries, payments.retry_delay_seconds, payments.pool) == (
         4,
         120,
-        "globex__billing",
+        "globex__erp",
     )
 
 
-def test_globex_source_schema_and_ssl_reach_only_their_sources_env(globex: TenantPlan) -> None:
-    crm_env = globex.task("extract__crm_accounts").env
+def test_globex_source_database_and_schema_reach_its_extract_tasks(globex: TenantPlan) -> None:
+    accounts = globex.task("extract__erp_accounts").env
+    assert (accounts["DK_SOURCE__DBNAME"], accounts["DK_SOURCE__SCHEMA"]) == (
+        "globex_erp",
+        "public",
+    )
+    assert "DK_SOURCE__SCHEMA" not in globex.task("dbt_build__silver").env
+
+
+def test_source_schema_and_ssl_reach_only_their_sources_env() -> None:
+    data = base()
+    crm = {**data["sources"][0], "name": "crm", "schema": "sales", "sslmode": "require"}
+    data["sources"].append(crm)
+    data["warehouse"]["sslmode"] = "require"
+    plan = plan_tenant(TenantSpec.model_validate(data))
+    crm_env = plan.task("extract__crm_orders").env
     assert (crm_env["DK_SOURCE__SCHEMA"], crm_env["DK_SOURCE__SSLMODE"]) == ("sales", "require")
     assert crm_env["DK_WAREHOUSE__SSLMODE"] == "require"
-    assert "DK_SOURCE__SCHEMA" not in globex.task("extract__billing_plans").env
+    erp_env = plan.task("extract__erp_orders").env
+    assert "DK_SOURCE__SCHEMA" not in erp_env and "DK_SOURCE__SSLMODE" not in erp_env
 
 
 def test_globex_gold_selects_its_tag_with_its_vars_into_its_prefixed_schema(
     globex: TenantPlan,
 ) -> None:
     gold = globex.task("dbt_run__gold")
-    assert gold.args == (
-        "run",
-        "--select",
-        "tag:globex",
-        "--vars",
-        '{"bronze_schema": "bronze_crm", "fiscal_year_start": "04-01"}',
-    )
+    assert gold.args == ("run", "--select", "tag:gold", "--vars", '{"fiscal_year_start_month": 4}')
     assert gold.outlets == (
-        f"{GLOBEX_WH}/globex_gold/fct_invoices",
         f"{GLOBEX_WH}/globex_gold/dim_accounts",
+        f"{GLOBEX_WH}/globex_gold/fct_invoices",
+        f"{GLOBEX_WH}/globex_gold/mart_mrr_by_month",
     )
     assert gold.env["DK_TENANT_SCHEMA_PREFIX"] == "globex_" and gold.env["DK_DBT_THREADS"] == "8"
     assert gold.resources == Resources("500m", "2", "1Gi", "2Gi")
 
 
+def test_globex_dbt_tasks_run_its_own_image_versioned_by_its_project(globex: TenantPlan) -> None:
+    """`dbt.project: globex/dbt` (version 1.0.0 in its dbt_project.yml): etl/dbt-globex."""
+    images = {
+        globex.task(t).image for t in ("dbt_build__silver", "dbt_run__gold", "dbt_test__gold")
+    }
+    assert images == {"registry.globex.example:5000/etl/dbt-globex:1.0.0"}
+
+
 def test_globex_has_a_pool_per_source_sized_by_its_parallelism(globex: TenantPlan) -> None:
     assert globex.pools == (
-        Pool("globex__crm", 3, "Tables read at once from source `crm` of tenant `globex`"),
-        Pool("globex__billing", 1, "Tables read at once from source `billing` of tenant `globex`"),
+        Pool("globex__erp", 3, "Tables read at once from source `erp` of tenant `globex`"),
     )
 
 

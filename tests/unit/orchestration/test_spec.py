@@ -42,8 +42,13 @@ def test_acme_is_the_demo_job() -> None:
     demo = yaml.safe_load((ROOT / "demo" / "erp.yaml").read_text())
     (erp,) = acme.sources
     assert (erp.name, erp.runner, erp.runner_version) == ("erp", "postgres", "0.1.0")
-    for section, spec in (("source", erp), ("warehouse", acme.warehouse)):
-        for field in ("host", "port", "dbname", "user"):
+    # The same databases; the tenant's tasks log in as its roles, demo/erp.yaml (a one-off
+    # `docker run`) as the warehouse's owner.
+    for section, spec, fields in (
+        ("source", erp, ("host", "port", "dbname", "user")),
+        ("warehouse", acme.warehouse, ("host", "port", "dbname")),
+    ):
+        for field in fields:
             assert str(getattr(spec, field)) == str(demo[section][field]), (section, field)
     ours = [
         t.model_dump(include={"name", "mode", "cursor", "strategy", "deletes"}) for t in erp.tables
@@ -118,8 +123,8 @@ def test_table_problem_is_reported_at_its_path_with_a_fix(
         ),
         (lambda d: d["warehouse"].pop("host"), "warehouse.host", "add `host:`"),
         (
-            lambda d: d["dbt"].update(tenant_schema_prefix="Acme"),
-            "dbt.tenant_schema_prefix",
+            lambda d: d["warehouse"].update(schema_prefix="Acme"),
+            "warehouse.schema_prefix",
             "ending in `_`",
         ),
         (
@@ -224,6 +229,7 @@ def test_empty_or_list_file_is_an_error(tmp_path: Path, text: str, problem: str)
 def test_a_bad_file_does_not_stop_the_other_tenants(tmp_path: Path) -> None:
     for name in ("acme.yaml", "globex.yaml"):
         shutil.copy(TENANTS / name, tmp_path / name)
+    shutil.copytree(TENANTS / "globex", tmp_path / "globex")  # its dbt project, beside it
     (tmp_path / "broken.yaml").write_text("tenant: broken\nsources: [\n")
     bad = base()
     bad["sources"][0]["tables"][0].pop("cursor")
@@ -284,3 +290,33 @@ def _models(annotation: Any) -> list[Any]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [m for arg in get_args(annotation) for m in _models(arg)]
+
+
+def test_the_moved_schema_prefix_says_where_it_went(tmp_path: Path) -> None:
+    data = base()
+    data["dbt"]["tenant_schema_prefix"] = "initech_"
+    with pytest.raises(TenantSpecError, match=r"moved: it is `warehouse.schema_prefix` now"):
+        load_tenant(write_tenant(tmp_path, data))
+
+
+def test_tenants_sharing_a_database_or_a_cluster_split_what_they_share(tmp_path: Path) -> None:
+    """Same warehouse database, same Bronze schema; then the same namespace: the second file in
+    name order is refused with the fix, the first keeps what it has."""
+    first, second = base(), base()
+    first["tenant"], second["tenant"] = "acme", "globex"
+    write_tenant(tmp_path, first)
+    write_tenant(tmp_path, second)
+    specs, errors = load_tenants(tmp_path)
+    assert [s.tenant for s in specs] == ["acme"]
+    (error,) = errors
+    assert "would write schemas bronze_erp, datakit, gold" in str(error)
+    assert "own `warehouse.schema_prefix`" in str(error)
+    second["warehouse"]["schema_prefix"] = "globex_"
+    second["kubernetes"] = {"namespace": "tenant-acme"}
+    write_tenant(tmp_path, second)
+    specs, errors = load_tenants(tmp_path)
+    assert "namespace `tenant-acme` is also tenant `acme`'s" in str(errors[0])
+    del second["kubernetes"]
+    write_tenant(tmp_path, second)
+    specs, errors = load_tenants(tmp_path)
+    assert [s.tenant for s in specs] == ["acme", "globex"] and not errors

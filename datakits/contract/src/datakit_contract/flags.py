@@ -49,7 +49,13 @@ TARGET_FLAG = Flag(
 
 RUN_FLAGS: tuple[Flag, ...] = (
     Flag("--tenant", "tenant", "Tenant owning the warehouse [DK_TENANT]."),
-    Flag("--source-name", "source_name", "Source name: Bronze schema bronze_<name>."),
+    Flag(
+        "--tenant-schema-prefix",
+        "tenant_schema_prefix",
+        "Prefix of the tenant's schemas in a shared warehouse, e.g. acme_ "
+        "[DK_TENANT_SCHEMA_PREFIX].",
+    ),
+    Flag("--source-name", "source_name", "Source name: Bronze schema <prefix>bronze_<name>."),
     Flag(
         "--table",
         "tables",

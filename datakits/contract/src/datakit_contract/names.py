@@ -1,9 +1,11 @@
 """Names every part agrees on: tenants and sources, tables, schema prefixes, schemas, images.
 
-A source named `erp` lands in schema `bronze_erp`; dbt builds `<prefix>silver`,
-`<prefix>snapshots` and `<prefix>gold`, where the prefix is empty for a tenant with a warehouse
-of its own and `acme_` where tenants share one. Runner images are `etl/<tech>-runner:<X.Y.Z>`,
-published as `<registry>/etl/<tech>-runner:<X.Y.Z>`.
+Every schema a tenant writes carries the tenant's schema prefix: source `erp` lands in
+`<prefix>bronze_erp`, the platform's watermarks and run ledger live in `<prefix>datakit`, and dbt
+builds `<prefix>silver`, `<prefix>snapshots` and `<prefix>gold`. The prefix is empty for a tenant
+with a warehouse database of its own and `globex_` where tenants share one: two tenants' sources
+of the same name then never meet. Runner images are `etl/<tech>-runner:<X.Y.Z>`, published as
+`<registry>/etl/<tech>-runner:<X.Y.Z>`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-
 Layer = Literal["silver", "snapshots", "gold"]
 
 
-def bronze_schema(source: str) -> str:
-    """The Bronze schema of a source: `bronze_<source>`."""
-    return f"bronze_{source}"
+def bronze_schema(source: str, prefix: str = "") -> str:
+    """The Bronze schema of a tenant's source: `<prefix>bronze_<source>`."""
+    return f"{prefix}bronze_{source}"
+
+
+def state_schema(prefix: str = "") -> str:
+    """The schema of a tenant's watermarks and run ledger: `<prefix>datakit`."""
+    return f"{prefix}datakit"
 
 
 def layer_schema(layer: Layer, prefix: str = "") -> str:
@@ -38,4 +45,11 @@ def layer_schema(layer: Layer, prefix: str = "") -> str:
 def runner_image(tech: str, version: str, registry: str | None = None) -> str:
     """`etl/<tech>-runner:<version>`, under `registry` when one is given."""
     name = f"etl/{tech}-runner:{version}"
+    return f"{registry}/{name}" if registry else name
+
+
+def tenant_dbt_image(tenant: str, version: str, registry: str | None = None) -> str:
+    """`etl/dbt-<tenant>:<version>`, under `registry` when one is given: the dbt runner with the
+    tenant's own dbt project baked in, versioned by that project (its `dbt_project.yml`)."""
+    name = f"etl/dbt-{tenant}:{version}"
     return f"{registry}/{name}" if registry else name

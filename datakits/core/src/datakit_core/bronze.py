@@ -32,7 +32,7 @@ from datakit_contract.names import bronze_schema
 from datakit_contract.result import TableResult
 from datakit_contract.tables import Deletes, LoadMode, Strategy, TableSpec
 from datakit_core import state
-from datakit_core.errors import DatakitError, JobFailed, TransientError
+from datakit_core.errors import DatakitError, JobFailed, TransientError, missing_privilege
 from datakit_core.pgcopy import Block, relay
 from datakit_core.progress import Progress
 from datakit_core.schema import (
@@ -101,6 +101,10 @@ class RunContext:
     stall_timeout_s: float = 0  # a copy whose source sends nothing this long stops; 0: no bound
     ddl_lock_timeout_s: float = 10.0
     ddl_lock_attempts: int = 6
+    schema_prefix: str = ""  # the tenant's: Bronze in `<prefix>bronze_<source>`
+
+    def key(self, source: str, spec: TableSpec) -> state.TableKey:
+        return state.TableKey(self.tenant, source, spec.bronze_name, self.schema_prefix)
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,12 @@ class TablePlan:
 
 
 def make_plan(
-    warehouse: psycopg.Connection, source: Source, spec: TableSpec, tenant: str
+    warehouse: psycopg.Connection, source: Source, spec: TableSpec, key: state.TableKey
 ) -> TablePlan:
-    """Read source and warehouse (writing nothing) and decide what loading `spec` means now."""
+    """Read source and warehouse (writing nothing) and decide what loading `spec` means now;
+    `key` names the tenant, source and Bronze table."""
     table = source.describe(spec.name)
-    schema, name = bronze_schema(source.name), spec.bronze_name
+    schema, name = bronze_schema(key.source, key.prefix), key.table
     existing = _target_columns(warehouse, schema, name)
     schema_plan = plan_schema(f"{schema}.{name}", existing, table.columns)
     cursor = spec.cursor
@@ -156,7 +161,7 @@ def make_plan(
     primary_key = tuple(spec.primary_key or table.primary_key)
     if spec.strategy is Strategy.MERGE:
         _check_primary_key(table, primary_key)
-    before = _current_watermark(warehouse, state.TableKey(tenant, source.name, name), cursor)
+    before = _current_watermark(warehouse, key, cursor)
     after = before if spec.mode is LoadMode.INCREMENTAL else None
     upto = source.max_cursor(table, RowRange(cursor, after)) if cursor else None
     if upto is None and spec.mode is not LoadMode.INCREMENTAL:
@@ -180,10 +185,11 @@ def load_table(
 ) -> TableResult:
     """Load one table; a failure is recorded in the ledger and returned, never half-applied."""
     started_at, clock = datetime.now(UTC), time.monotonic()
-    key = state.TableKey(ctx.tenant, source.name, spec.bronze_name)
-    target = f"{bronze_schema(source.name)}.{key.table}"
+    key = ctx.key(source.name, spec)
+    schema = bronze_schema(source.name, ctx.schema_prefix)
+    target = f"{schema}.{key.table}"
     try:
-        state.ensure_schema(warehouse, bronze_schema(source.name))
+        state.ensure_schema(warehouse, schema)
         with warehouse.transaction():
             warehouse.execute(
                 "select set_config('datakit.run_id', %s, true),"
@@ -196,7 +202,7 @@ def load_table(
             # the run before us loaded: an older one would miss keys that run already loaded,
             # and `deletes: mark` would take them for deleted.
             with source.snapshot():
-                plan = make_plan(warehouse, source, spec, ctx.tenant)
+                plan = make_plan(warehouse, source, spec, key)
                 result = _execute(warehouse, source, plan, stamp, ctx)
             result.duration_s = round(time.monotonic() - clock, 3)
             if plan.cursor and result.status == "succeeded":
@@ -210,6 +216,11 @@ def load_table(
         return _failed(warehouse, ctx, key, spec, target, started_at, clock, exc)
     except psycopg.OperationalError as exc:
         raise TransientError(f"Lost the connection while loading `{target}`: {exc}") from exc
+    except pg_errors.InsufficientPrivilege as exc:
+        denied = missing_privilege(
+            f"loading `{spec.name}` into `{target}`: {exc}", warehouse.info.user, ctx.tenant
+        )
+        return _failed(warehouse, ctx, key, spec, target, started_at, clock, denied)
     except psycopg.Error as exc:
         return _failed(
             warehouse,
@@ -639,7 +650,7 @@ def _has_dependent_views(warehouse: psycopg.Connection, schema: str, name: str) 
 def _current_watermark(
     warehouse: psycopg.Connection, key: state.TableKey, cursor: str | None
 ) -> str | None:
-    if not state.state_schema_exists(warehouse):
+    if not state.state_schema_exists(warehouse, key.prefix):
         return None
     mark = state.read_watermark(warehouse, key)
     if mark.value is not None and cursor and mark.cursor_column not in (None, cursor):
@@ -711,7 +722,7 @@ def _failed(
         with warehouse.transaction():
             state.record_run(warehouse, _ledger(ctx, key, result, started_at))
     except psycopg.Error as ledger_error:  # the failure itself is what matters to the caller
-        log.warning("could not record the failed run in datakit.runs: %s", ledger_error)
+        log.warning("could not record the failed run in the run ledger: %s", ledger_error)
     return result
 
 

@@ -137,6 +137,7 @@ def extract_config(
         raise ConfigError("`--target` names the Bronze table of a `--table`; add `--table NAME`.")
     dotted: dict[str, Any] = {
         "tenant": flags.get("tenant"),
+        "tenant_schema_prefix": flags.get("tenant_schema_prefix"),
         "source.name": flags.get("source_name"),
         "all_tables": flags.get("all_tables"),
         "lock_timeout_s": flags.get("lock_timeout_s"),

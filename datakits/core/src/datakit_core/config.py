@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from datakit_contract.names import NAME_PATTERN
+from datakit_contract.names import NAME_PATTERN, SCHEMA_PREFIX_PATTERN
 from datakit_contract.tables import TableSettings, TableSpec
 from datakit_core.connection import PostgresConnection
 
@@ -27,6 +27,17 @@ def execution_timeout_field() -> Any:
         ge=0,
         description="Seconds the whole command may take before the runner stops it (exit 3, "
         "nothing committed); 0: no limit.",
+    )
+
+
+def schema_prefix_field() -> Any:
+    """The tenant's schema prefix (`DK_TENANT_SCHEMA_PREFIX`), the same for every runner and dbt."""
+    return Field(
+        default="",
+        pattern=SCHEMA_PREFIX_PATTERN,
+        description="Prefix of every schema the tenant writes (`<prefix>bronze_<source>`, "
+        "`<prefix>datakit`, …) where tenants share a warehouse database, for example `globex_`; "
+        "empty for a warehouse of the tenant's own.",
     )
 
 
@@ -49,6 +60,7 @@ class ExtractConfig(BaseModel):
     tenant: str = Field(
         default="default", pattern=NAME_PATTERN, description="Tenant that owns the warehouse."
     )
+    tenant_schema_prefix: str = schema_prefix_field()
     warehouse: PostgresConnection = Field(description="The PostgreSQL warehouse holding Bronze.")
     tables: list[TableSpec] = Field(default_factory=list, description="Tables to load.")
     all_tables: bool = Field(
@@ -99,7 +111,7 @@ class SourceName(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: str = Field(
-        pattern=NAME_PATTERN, description="Source name; Bronze schema `bronze_<name>`."
+        pattern=NAME_PATTERN, description="Source name; Bronze schema `<prefix>bronze_<name>`."
     )
 
 
@@ -109,6 +121,7 @@ class StateConfig(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     tenant: str = Field(default="default", pattern=NAME_PATTERN)
+    tenant_schema_prefix: str = schema_prefix_field()
     source: SourceName
     warehouse: PostgresConnection
     lock_timeout_s: float = 300.0

@@ -47,3 +47,15 @@ class NothingToDo(DatakitError):
 
     exit_code = ExitCode.NOTHING_TO_DO
     status = "nothing_to_do"
+
+
+def missing_privilege(detail: str, user: str, tenant: str) -> JobFailed:
+    """A warehouse privilege the run needs and its role lacks: a job failure (exit 1, a retry
+    cannot grant it), with what is missing and how a tenant's grants are made."""
+    return JobFailed(
+        f"The warehouse role `{user}` lacks a privilege: {detail.strip()}. A tenant's roles are "
+        "granted its own schemas only (`<prefix>bronze_<source>`, `<prefix>datakit`, "
+        "`<prefix>silver`, …): check that `tenant` and `tenant_schema_prefix` name this tenant, "
+        f"then grant what its tenant file declares with `make warehouse-init TENANT={tenant}` "
+        "(an admin connection; see orchestration/README.md, Warehouse roles)."
+    )

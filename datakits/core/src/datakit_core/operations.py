@@ -14,11 +14,12 @@ config's `stall_timeout_s`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from datakit_contract.result import RunResult
 from datakit_contract.tables import LoadMode, TableSpec
@@ -26,7 +27,7 @@ from datakit_core import state
 from datakit_core.bronze import RunContext, Source, TablePlan, load_table, make_plan
 from datakit_core.config import ExtractConfig, StateConfig
 from datakit_core.connection import connect
-from datakit_core.errors import ConfigError
+from datakit_core.errors import ConfigError, missing_privilege
 from datakit_core.invocation import Invocation
 from datakit_core.watchdog import running
 
@@ -70,7 +71,7 @@ def run_plan(config: ExtractConfig, open_source: OpenSource, inv: Invocation) ->
         for spec in select_tables(config, source):
             with source.snapshot(), warehouse.transaction():
                 warehouse.execute("set transaction read only")
-                plan = make_plan(warehouse, source, spec, config.tenant)
+                plan = make_plan(warehouse, source, spec, _key(config, source.name, spec.name))
                 plans.append(describe_plan(plan, source))
     return inv.result(output={"tables": plans})
 
@@ -83,6 +84,7 @@ def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation)
         runner=inv.info.name,
         image_version=inv.info.version,
         lock_timeout_s=config.lock_timeout_s,
+        schema_prefix=config.tenant_schema_prefix,
         stall_timeout_s=config.stall_timeout_s,
         ddl_lock_timeout_s=config.ddl_lock_timeout_s,
         ddl_lock_attempts=config.ddl_lock_attempts,
@@ -93,7 +95,7 @@ def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation)
         open_warehouse(config, inv) as warehouse,
     ):
         tables = select_tables(config, source)
-        state.ensure_state_schema(warehouse)
+        state.ensure_state_schema(warehouse, config.tenant_schema_prefix)
         results = [load_table(warehouse, source, spec, ctx) for spec in tables]
     return inv.result(tables=results)
 
@@ -105,8 +107,8 @@ def show_state(config: StateConfig, inv: Invocation, table: str | None = None) -
         open_warehouse(config, inv) as warehouse,
     ):
         marks = (
-            state.list_watermarks(warehouse, config.tenant, config.source.name)
-            if state.state_schema_exists(warehouse)
+            state.list_watermarks(warehouse, _key(config, config.source.name, table or ""))
+            if state.state_schema_exists(warehouse, config.tenant_schema_prefix)
             else []
         )
     if table:
@@ -169,28 +171,36 @@ def describe_plan(plan: TablePlan, source: Source) -> dict[str, Any]:
     }
 
 
-def open_warehouse(config: ExtractConfig | StateConfig, inv: Invocation) -> psycopg.Connection:
-    """The warehouse connection. A transaction the runner leaves idle for `IDLE_FACTOR` stall
-    timeouts is ended by the server, so a frozen runner cannot keep a table's lock; the factor
-    leaves room for the source's own queries (its cursor maximum on a large table, say), which
-    run while the warehouse transaction waits."""
-    return connect(
+@contextmanager
+def open_warehouse(
+    config: ExtractConfig | StateConfig, inv: Invocation
+) -> Iterator[psycopg.Connection]:
+    """The warehouse connection, closed at the end. A transaction the runner leaves idle for
+    `IDLE_FACTOR` stall timeouts is ended by the server, so a frozen runner cannot keep a table's
+    lock; the factor leaves room for the source's own queries (its cursor maximum on a large
+    table, say), which run while the warehouse transaction waits. A privilege the role lacks
+    becomes a job failure that says which and how to grant it."""
+    with connect(
         config.warehouse,
         role="warehouse",
         application_name=f"{inv.info.name} {inv.run_id[:8]}",
         idle_in_transaction_timeout_s=config.stall_timeout_s * IDLE_FACTOR,
-    )
+    ) as warehouse:
+        try:
+            yield warehouse
+        except pg_errors.InsufficientPrivilege as exc:
+            raise missing_privilege(str(exc), config.warehouse.user, config.tenant) from exc
 
 
 def _change_watermark(
     config: StateConfig, inv: Invocation, table: str, watermark: tuple[str, str] | None
 ) -> RunResult:
-    key = state.TableKey(config.tenant, config.source.name, _bronze_name(table))
+    key = _key(config, config.source.name, table)
     with (
         running(config, inv),
         open_warehouse(config, inv) as warehouse,
     ):
-        state.ensure_state_schema(warehouse)
+        state.ensure_state_schema(warehouse, config.tenant_schema_prefix)
         with warehouse.transaction():
             state.lock_table(warehouse, key, config.lock_timeout_s)
             before = state.read_watermark(warehouse, key)
@@ -205,3 +215,9 @@ def _change_watermark(
 
 def _bronze_name(table: str) -> str:
     return TableSpec(name=table).bronze_name
+
+
+def _key(config: ExtractConfig | StateConfig, source: str, table: str) -> state.TableKey:
+    """The state key of a source table of the config's tenant (`table` as a job names it)."""
+    name = _bronze_name(table) if table else ""
+    return state.TableKey(config.tenant, source, name, config.tenant_schema_prefix)

@@ -23,9 +23,9 @@ from datakit_core.errors import ConfigError, JobFailed, TransientError
 from datakit_core.invocation import Invocation
 from datakit_core.logs import current_format
 from datakit_core.watchdog import running
-from datakit_dbt.baked import load_manifest
+from datakit_dbt.baked import load_manifest, project_args
 from datakit_dbt.config import DbtRunnerConfig
-from datakit_dbt.profile import PROFILE, check_project, export_profile_environment
+from datakit_dbt.profile import check_project, export_profile_environment
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +96,8 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
     work = Path(tempfile.mkdtemp(prefix="datakit-dbt-"))
     args = [
         *command,
-        *selection.args(),
-        "--project-dir",
-        str(config.project_dir),
-        "--profiles-dir",
-        str(config.profiles_dir),
-        "--profile",
-        PROFILE,
-        "--target",
-        config.target,
-        "--target-path",
-        str(work / "target"),
-        "--log-path",
-        str(work / "logs"),
+        *selection.args(),  # with its --vars
+        *project_args(config, work / "target", None, log_path=work / "logs"),
         "--log-format",
         current_format(),  # dbt's log lines match the runner's
     ]

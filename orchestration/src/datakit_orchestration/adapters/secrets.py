@@ -17,21 +17,12 @@ secrets masker so they are redacted from every log line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from airflow.sdk import Variable
 from airflow.sdk.log import mask_secret
 
-from datakit_orchestration.plan import SecretEnv, SecretRef
-
-VARIABLE_PREFIX = "datakit"
-
-
-def variable_name(tenant: str, ref: SecretRef) -> str:
-    """The Airflow Variable that holds `ref` for `tenant` (see the module docstring)."""
-    parts = (VARIABLE_PREFIX, tenant, ref.name, ref.key)
-    return "__".join(re.sub(r"[^a-z0-9_]", "_", part.lower()) for part in parts)
+from datakit_orchestration.plan import SecretEnv, SecretRef, variable_name
 
 
 def check_variable_names(tenant: str, refs: Iterable[SecretRef]) -> None:
