@@ -12,7 +12,7 @@ RUNNER      ?= postgres
 TENANTS     ?= acme
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint schemas bench bench-dbt bench-dags bench-spark clean
+        test-contract lint schemas bench bench-dbt bench-cdc bench-dags bench-spark clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,9 @@ bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BEN
 
 bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh dbt
+
+bench-cdc: setup images ## Full vs cursor-incremental vs cdc-incremental Bronze after a 1% change (BENCH_SCALE=1)
+	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh cdc
 
 bench-spark: setup images ## Spark runner vs Postgres runner on TPC-H lineitem (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh spark

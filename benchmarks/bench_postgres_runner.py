@@ -680,8 +680,8 @@ Examples:
   python -m benchmarks.bench_postgres_runner --no-seed --image etl/postgres-runner:0.1.0
 """,
 )
-@endpoint_options("source", 56431, "erp")
-@endpoint_options("warehouse", 56432, "warehouse")
+@endpoint_options("source", 26431, "erp")
+@endpoint_options("warehouse", 26432, "warehouse")
 @click.option(
     "--image",
     envvar="BENCH_IMAGE",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench` / `make bench-dbt`: start dedicated benchmark databases (compose project dk-bench,
-# ports 56431/56432, the same server image and settings as the demo), run one benchmark against
+# ports 26431/26432, the same server image and settings as the demo), run one benchmark against
 # them with the built images, and record its results in benchmarks/RESULTS.md. The databases are
 # removed afterwards.
 #   benchmarks/run.sh runner   the Postgres runner image against a raw psql COPY pipe on TPC-H
@@ -9,18 +9,20 @@
 #                              batches (bench_dbt.py)
 #   benchmarks/run.sh spark    the Spark runner image against the Postgres runner image on TPC-H
 #                              lineitem, alternating (bench_spark.py)
+#   benchmarks/run.sh cdc      full, cursor-incremental and cdc-incremental Bronze loads after a
+#                              1% change batch (bench_cdc.py)
 # Further arguments go to the benchmark script; BENCH_SCALE (default 1) sets the TPC-H scale.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BENCH="${1:-}"
-if [[ "$BENCH" != runner && "$BENCH" != dbt && "$BENCH" != spark ]]; then
-  echo "usage: benchmarks/run.sh runner|dbt|spark [options] (got \`$BENCH\`)" >&2
+if [[ "$BENCH" != runner && "$BENCH" != dbt && "$BENCH" != spark && "$BENCH" != cdc ]]; then
+  echo "usage: benchmarks/run.sh runner|dbt|spark|cdc [options] (got \`$BENCH\`)" >&2
   exit 2
 fi
 shift
-export DK_DEMO_SOURCE_PORT=56431 DK_DEMO_WAREHOUSE_PORT=56432
+export DK_DEMO_SOURCE_PORT=26431 DK_DEMO_WAREHOUSE_PORT=26432
 export DK_SOURCE__PASSWORD="${DK_DEMO_SOURCE_PASSWORD:-erp-demo-password}"
 export DK_WAREHOUSE__PASSWORD="${DK_DEMO_WAREHOUSE_PASSWORD:-warehouse-demo-password}"
 COMPOSE=(docker-compose -f stack/docker-compose.yml -p dk-bench)
@@ -39,6 +41,9 @@ case "$BENCH" in
   dbt)
     .venv/bin/python -m benchmarks.bench_dbt --postgres-image "$(image postgres)" \
       --dbt-image "$(image dbt)" --scale "${BENCH_SCALE:-1}" --batches "${BENCH_BATCHES:-2}" "$@" ;;
+  cdc)
+    .venv/bin/python -m benchmarks.bench_cdc --postgres-image "$(image postgres)" \
+      --scale "${BENCH_SCALE:-1}" "$@" ;;
   spark)
     .venv/bin/python -m benchmarks.bench_spark --postgres-image "$(image postgres)" \
       --spark-image "$(image spark)" --scale "${BENCH_SCALE:-1}" --repeat "${BENCH_REPEAT:-2}" "$@" ;;

@@ -56,6 +56,13 @@ def report_run(conn: psycopg.Connection, plan: TenantPlan, run: DagRun, title: s
                 f"{table.get('rows_deleted', 0):>8,} {in_bronze:>10} "
                 f"{_seconds(done.duration_s if done else None)}"
             )
+            if captured := table.get("captured"):
+                lines.append(
+                    f"    cdc: {captured['inserts']:,} inserts, {captured['updates']:,} updates, "
+                    f"{captured['deletes']:,} deletes"
+                    f"{', after a truncate' if captured['truncated'] else ''}, "
+                    f"LSN {captured['lsn_from']} → {captured['lsn_to']}"
+                )
     dbt_image = next(t.image for t in plan.tasks if t.group != "bronze").rsplit("/", 2)[-2:]
     lines += ["", f"Silver and Gold ({'/'.join(dbt_image)})"]
     for task in plan.tasks:

@@ -159,6 +159,7 @@ def test_a_source_that_freezes_mid_load_ends_the_run_within_the_stall_timeout(
         took = time.monotonic() - paused.since
     assert process.returncode == 3, stderr[-3000:]
     assert STALL_S <= took <= STALL_S + MARGIN_S, f"exit {took:.0f} s after the source froze"
+    assert stdout.strip(), stderr[-4000:]
     message = RunResult.from_stdout(stdout).error
     assert message is not None and "source" in message.message, stdout
     assert bronze(warehouse) == []

@@ -59,10 +59,23 @@ def _sqlserver_source(port: int) -> dict[str, str]:
     }
 
 
+def _http_source(port: int) -> dict[str, str]:
+    # Two retries keep a silent API's three attempts within the connect-timeout check's bound.
+    return {
+        "DK_SOURCE__BASE_URL": f"http://127.0.0.1:{port}",
+        "DK_SOURCE__RESOURCES": '[{"name": "orders", "path": "/orders"}]',
+        "DK_SOURCE__AUTH__KIND": "bearer",
+        "DK_SOURCE__AUTH__TOKEN": SOURCE_PASSWORD,
+        "DK_SOURCE__MAX_RETRIES": "2",
+        "DK_SOURCE__BACKOFF_S": "0.1",
+    }
+
+
 RUNNERS = [
     RunnerUnderTest("postgres", "postgres-runner", "postgresql://", _postgres_source),
     RunnerUnderTest("sqlserver", "sqlserver-runner", "mssql://", _sqlserver_source),
     RunnerUnderTest("spark", "spark-runner", "postgresql://", _postgres_source),
+    RunnerUnderTest("http", "http-runner", "http://", _http_source),
 ]
 
 
@@ -181,7 +194,7 @@ def test_refused_source_exits_3_and_writes_the_same_xcom(
 def test_unresponsive_source_exits_3_within_the_connect_timeout(
     runner: RunnerUnderTest, image: str, env: dict[str, str], silent_server: int
 ) -> None:
-    env = {**env, "DK_SOURCE__PORT": str(silent_server), "DK_SOURCE__CONNECT_TIMEOUT": "3"}
+    env = {**env, **runner.source_env(silent_server), "DK_SOURCE__CONNECT_TIMEOUT": "3"}
     started = time.monotonic()
     outcome = docker_run(image, ["extract", "--table", "orders"], env)
     elapsed = time.monotonic() - started

@@ -114,4 +114,10 @@ def fresh_database(server: Server) -> Iterator[Database]:
         yield Database(server, name)
     finally:
         with server.connect(autocommit=True) as conn:
+            # A database with logical replication slots (mode cdc) cannot be dropped.
+            conn.execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                "where database = %s",
+                (name,),
+            )
             conn.execute(f'drop database if exists "{name}" with (force)')

@@ -40,15 +40,19 @@ def run_runner(
 ) -> Outcome:
     """Run an installed runner (`postgres-runner` by default) with only `env` of the `DK_…`
     variables set, as a shell would."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DK_")}
     proc = subprocess.run(
         [str(executable), *args],
-        env={**base, **env},
+        env=process_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its `DK_…` variables, plus `env`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("DK_")}, **env}
 
 
 class Runner:

@@ -64,7 +64,7 @@ def test_marking_deletes_without_an_incremental_merge_is_reported_at_deletes(
 ) -> None:
     [problem] = problems(**settings)
     assert problem.loc == ("deletes",)
-    assert "needs mode `incremental` with strategy `merge`" in problem.message
+    assert "needs mode `cdc`, or `incremental` with strategy `merge`" in problem.message
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:
@@ -78,7 +78,7 @@ def test_every_broken_rule_is_reported_at_once() -> None:
 def test_the_problems_read_as_one_line_per_field() -> None:
     error = Problems(problems(mode="snapshot", strategy="merge", deletes="mark"))
     assert str(error).startswith("strategy: strategy `merge` only applies to mode `incremental`")
-    assert "; deletes: `deletes: mark` needs mode `incremental`" in str(error)
+    assert "; deletes: `deletes: mark` needs mode `cdc`, or `incremental`" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -133,3 +133,11 @@ def test_a_table_lands_in_its_target_or_the_table_part_of_its_name(
 def test_a_table_spec_keeps_the_rules_of_its_settings() -> None:
     with pytest.raises(ValidationError, match="mode `incremental` needs a `cursor` column"):
         TableSpec.model_validate({"name": "orders", "mode": "incremental"})
+
+
+def test_cdc_follows_the_stream_not_a_cursor_and_alone_may_delete_rows() -> None:
+    assert TableSettings(mode=LoadMode.CDC, deletes=Deletes.DELETE).deletes is Deletes.DELETE
+    [cursor] = problems(mode="cdc", cursor="updated_at")
+    assert cursor.loc == ("cursor",) and "drop the cursor" in cursor.message
+    [delete] = problems(mode="incremental", cursor="u", strategy="merge", deletes="delete")
+    assert delete.loc == ("deletes",) and "needs mode `cdc`" in delete.message

@@ -63,7 +63,8 @@ def test_every_problem_is_listed_with_its_path_and_origin(tmp_path: Path) -> Non
         in message
     )
     assert "tables[0].cursor: mode `incremental` needs a `cursor` column" in message
-    assert "tables[1].mode: Input should be 'full_refresh', 'incremental' or 'snapshot'" in message
+    modes = "'full_refresh', 'incremental', 'snapshot' or 'cdc'"
+    assert f"tables[1].mode: Input should be {modes}" in message
     assert f"from config file `{config_file}`" in message
     assert "hunter2" not in message
 

@@ -23,6 +23,7 @@ def test_the_runner_has_the_contracts_commands() -> None:
         "plan",
         "extract",
         "state",
+        "cdc",
     }
     assert RUNNER.info.name == "postgres-runner"
     assert RUNNER.info.config_model is PostgresRunnerConfig

@@ -31,6 +31,17 @@ EXIT_CODES: dict[Status, ExitCode] = {
 }
 
 
+class CapturedChanges(BaseModel):
+    """The changes a `cdc` run applied, counted as the source made them, and their stream range."""
+
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    truncated: bool = False
+    lsn_from: str
+    lsn_to: str
+
+
 class TableResult(BaseModel):
     """What happened to one table in a run."""
 
@@ -48,6 +59,9 @@ class TableResult(BaseModel):
     )
     watermark_before: str | None = None
     watermark_after: str | None = None
+    captured: CapturedChanges | None = Field(
+        default=None, description="Mode `cdc`: what the change stream brought in this run."
+    )
     schema_changes: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
     error: str | None = None

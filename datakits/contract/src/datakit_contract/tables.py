@@ -19,6 +19,7 @@ class LoadMode(StrEnum):
     FULL_REFRESH = "full_refresh"
     INCREMENTAL = "incremental"
     SNAPSHOT = "snapshot"
+    CDC = "cdc"
 
 
 class Strategy(StrEnum):
@@ -29,6 +30,7 @@ class Strategy(StrEnum):
 class Deletes(StrEnum):
     IGNORE = "ignore"
     MARK = "mark"
+    DELETE = "delete"
 
 
 class TableSettings(BaseModel):
@@ -39,7 +41,9 @@ class TableSettings(BaseModel):
     mode: LoadMode = Field(
         default=LoadMode.FULL_REFRESH,
         description="`full_refresh` (load aside, swap atomically), `incremental` (rows with "
-        "cursor > watermark) or `snapshot` (append a full copy stamped with its load time).",
+        "cursor > watermark), `snapshot` (append a full copy stamped with its load time) or "
+        "`cdc` (the source's change stream, by primary key: inserts, updates and deletes, each "
+        "exactly once; PostgreSQL sources with logical decoding).",
     )
     cursor: str | None = Field(
         default=None,
@@ -61,7 +65,8 @@ class TableSettings(BaseModel):
         default=Deletes.IGNORE,
         description="For `incremental` + `merge`: `mark` compares the source's keys with Bronze "
         "on every run and stamps `_dk_deleted_at` on rows whose key is gone from the source (a "
-        "cursor never sees a delete); `ignore` leaves such rows as they were.",
+        "cursor never sees a delete); `ignore` leaves such rows as they were. For `cdc`: `mark` "
+        "stamps the deletes the stream carries, `delete` removes those rows from Bronze.",
     )
 
     @model_validator(mode="after")
@@ -83,13 +88,29 @@ class TableSettings(BaseModel):
                     f"`{self.mode}`); drop the strategy or use mode `incremental`",
                 )
             )
-        merging = self.mode is LoadMode.INCREMENTAL and self.strategy is Strategy.MERGE
-        if self.deletes is Deletes.MARK and not merging:
+        if self.mode is LoadMode.CDC and self.cursor:
+            problems.append(
+                Problem(
+                    ("cursor",),
+                    "mode `cdc` follows the source's change stream, not a cursor column; drop "
+                    "the cursor",
+                )
+            )
+        if self.deletes is Deletes.DELETE and self.mode is not LoadMode.CDC:
             problems.append(
                 Problem(
                     ("deletes",),
-                    "`deletes: mark` needs mode `incremental` with strategy `merge` (deleted rows "
-                    "are found by primary key; a full_refresh drops them by itself)",
+                    "`deletes: delete` removes the rows a change stream says were deleted: it "
+                    "needs mode `cdc`; use `mark` with `incremental` + `merge`",
+                )
+            )
+        merging = self.mode is LoadMode.INCREMENTAL and self.strategy is Strategy.MERGE
+        if self.deletes is Deletes.MARK and not (merging or self.mode is LoadMode.CDC):
+            problems.append(
+                Problem(
+                    ("deletes",),
+                    "`deletes: mark` needs mode `cdc`, or `incremental` with strategy `merge` "
+                    "(deleted rows are found by primary key; a full_refresh drops them by itself)",
                 )
             )
         if problems:

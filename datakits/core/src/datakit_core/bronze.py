@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -29,10 +29,17 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from datakit_contract.names import bronze_schema
-from datakit_contract.result import TableResult
+from datakit_contract.result import CapturedChanges, TableResult
 from datakit_contract.tables import Deletes, LoadMode, Strategy, TableSpec
 from datakit_core import state
-from datakit_core.errors import DatakitError, JobFailed, TransientError, missing_privilege
+from datakit_core.capture import POSITION, UNCHANGED, Capture, Key, Start
+from datakit_core.errors import (
+    ConfigError,
+    DatakitError,
+    JobFailed,
+    TransientError,
+    missing_privilege,
+)
 from datakit_core.pgcopy import Block, relay
 from datakit_core.progress import Progress
 from datakit_core.schema import (
@@ -58,8 +65,16 @@ class Source(Protocol):
     """The COPY format of `copy_blocks`: PostgreSQL binary, or `text` for a source whose rows are
     already encoded in COPY's text format (the Spark runner's parallel JDBC read)."""
 
-    def snapshot(self) -> AbstractContextManager[None]:
-        """Reads inside this block see one consistent state of the source."""
+    def snapshot(self, exported: str | None = None) -> AbstractContextManager[None]:
+        """Reads inside this block see one consistent state of the source: the `exported`
+        snapshot of a change stream's start (`capture`), or a new one."""
+
+    def capture(self, tenant: str, spec: TableSpec) -> AbstractContextManager[Capture]:
+        """The table's change stream, for mode `cdc` (see `datakit_core.capture`)."""
+        raise ConfigError(
+            f"mode `cdc` needs a source that streams its changes, and `{self.name}` cannot; "
+            "load the table in mode `incremental`"
+        )
 
     def check(self) -> dict[str, Any]:
         """Connect and read server facts; write nothing."""
@@ -152,18 +167,19 @@ def make_plan(
     schema, name = bronze_schema(key.source, key.prefix), key.table
     existing = _target_columns(warehouse, schema, name)
     schema_plan = plan_schema(f"{schema}.{name}", existing, table.columns)
-    cursor = spec.cursor
-    if cursor and table.column(cursor) is None:
+    cdc = spec.mode is LoadMode.CDC
+    cursor = POSITION if cdc else spec.cursor
+    if cursor and not cdc and table.column(cursor) is None:
         raise JobFailed(
             f"Cursor column `{cursor}` does not exist in source table `{table.qualified}`. "
             f"Its columns are: {', '.join(c.name for c in table.columns)}."
         )
     primary_key = tuple(spec.primary_key or table.primary_key)
-    if spec.strategy is Strategy.MERGE:
+    if spec.strategy is Strategy.MERGE or cdc:
         _check_primary_key(table, primary_key)
     before = _current_watermark(warehouse, key, cursor)
     after = before if spec.mode is LoadMode.INCREMENTAL else None
-    upto = source.max_cursor(table, RowRange(cursor, after)) if cursor else None
+    upto = source.max_cursor(table, RowRange(cursor, after)) if cursor and not cdc else None
     if upto is None and spec.mode is not LoadMode.INCREMENTAL:
         upto = before  # an empty table keeps the watermark it had
     return TablePlan(
@@ -189,27 +205,40 @@ def load_table(
     schema = bronze_schema(source.name, ctx.schema_prefix)
     target = f"{schema}.{key.table}"
     try:
-        state.ensure_schema(warehouse, schema)
-        with warehouse.transaction():
-            warehouse.execute(
-                "select set_config('datakit.run_id', %s, true),"
-                " set_config('datakit.source', %s, true)",
-                (ctx.run_id, source.name),
+        with ExitStack() as stack:
+            state.ensure_schema(warehouse, schema)
+            capture = (
+                stack.enter_context(source.capture(ctx.tenant, spec))
+                if spec.mode is LoadMode.CDC
+                else None
             )
-            state.lock_table(warehouse, key, ctx.lock_timeout_s)
-            stamp = _stamp(warehouse, ctx.run_id, source.name)
-            # The source snapshot starts once the lock is ours, so it is never older than what
-            # the run before us loaded: an older one would miss keys that run already loaded,
-            # and `deletes: mark` would take them for deleted.
-            with source.snapshot():
-                plan = make_plan(warehouse, source, spec, key)
-                result = _execute(warehouse, source, plan, stamp, ctx)
-            result.duration_s = round(time.monotonic() - clock, 3)
-            if plan.cursor and result.status == "succeeded":
-                state.write_watermark(
-                    warehouse, key, plan.cursor, result.watermark_after, ctx.run_id
+            with warehouse.transaction():
+                warehouse.execute(
+                    "select set_config('datakit.run_id', %s, true),"
+                    " set_config('datakit.source', %s, true)",
+                    (ctx.run_id, source.name),
                 )
-            state.record_run(warehouse, _ledger(ctx, key, result, started_at))
+                state.lock_table(warehouse, key, ctx.lock_timeout_s)
+                stamp = _stamp(warehouse, ctx.run_id, source.name)
+                # A table in mode cdc without a committed position starts its stream: the first load
+                # reads the snapshot the new stream exported.
+                start = None
+                if capture is not None and _current_watermark(warehouse, key, POSITION) is None:
+                    start = stack.enter_context(capture.start())
+                # The source snapshot starts once the lock is ours, so it is never older than what
+                # the run before us loaded: an older one would miss keys that run already loaded,
+                # and `deletes: mark` would take them for deleted.
+                with source.snapshot(start.snapshot if start else None):
+                    plan = make_plan(warehouse, source, spec, key)
+                    result = _execute(warehouse, source, plan, stamp, ctx, Stream(capture, start))
+                result.duration_s = round(time.monotonic() - clock, 3)
+                if plan.cursor and result.status == "succeeded":
+                    state.write_watermark(
+                        warehouse, key, plan.cursor, result.watermark_after, ctx.run_id
+                    )
+                state.record_run(warehouse, _ledger(ctx, key, result, started_at))
+            if capture is not None and result.watermark_after:
+                _confirm(capture, result.watermark_after, target)
     except TransientError:
         raise
     except DatakitError as exc:
@@ -247,8 +276,21 @@ def load_table(
     return result
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A cdc table's change stream, and its start when this run begins it (a first load)."""
+
+    capture: Capture | None = None
+    start: Start | None = None
+
+
 def _execute(
-    warehouse: psycopg.Connection, source: Source, plan: TablePlan, stamp: Stamp, ctx: RunContext
+    warehouse: psycopg.Connection,
+    source: Source,
+    plan: TablePlan,
+    stamp: Stamp,
+    ctx: RunContext,
+    stream: Stream,
 ) -> TableResult:
     spec = plan.spec
     result = TableResult(
@@ -260,6 +302,10 @@ def _execute(
         watermark_after=plan.watermark_upto,
         schema_changes=plan.schema_plan.changes,
     )
+    if stream.capture is not None and stream.start is None:
+        return _apply_changes(warehouse, plan, stream.capture, stamp, ctx, result)
+    if stream.start is not None:  # a first load: the snapshot the stream starts at
+        result.watermark_after = stream.start.lsn
     if not plan.has_work:
         result.status = "nothing_to_do"
         result.watermark_after = plan.watermark_before
@@ -270,7 +316,7 @@ def _execute(
         result.watermark_after = plan.watermark_before
         _prepare_target(warehouse, plan, ctx)
         _index_merge_target(warehouse, plan)
-    elif spec.mode is LoadMode.FULL_REFRESH:
+    elif spec.mode in (LoadMode.FULL_REFRESH, LoadMode.CDC):
         result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan, ctx), stamp, ctx)
     elif spec.strategy is Strategy.MERGE:
         rows = _rows(source, plan, ctx)
@@ -282,13 +328,13 @@ def _execute(
             warehouse, target, plan.schema_plan.columns, _rows(source, plan, ctx)
         )
     result.rows_written = result.rows_read
-    if spec.mode is LoadMode.FULL_REFRESH or not plan.target_exists:
+    if spec.mode in (LoadMode.FULL_REFRESH, LoadMode.CDC) or not plan.target_exists:
         # A table full of new rows has no statistics yet, and autovacuum gets to it later: the
         # first readers (dbt models and tests) would plan joins blind, nested loops over views.
         warehouse.execute(
             sql.SQL("analyze {}").format(_qualified(plan.target_schema, plan.target_table))
         )
-    if spec.deletes is Deletes.MARK:
+    if spec.deletes is Deletes.MARK and spec.mode is LoadMode.INCREMENTAL:
         result.rows_deleted = _mark_deleted(warehouse, source, plan, stamp, ctx)
         if not plan.has_new_rows and not result.rows_deleted:
             result.status = "nothing_to_do"
@@ -427,6 +473,161 @@ def _mark_deleted(
     if marked:
         log.info("%s: marked %s rows deleted in the source", plan.target, f"{marked:,}")
     return marked
+
+
+def _apply_changes(
+    warehouse: psycopg.Connection,
+    plan: TablePlan,
+    capture: Capture,
+    stamp: Stamp,
+    ctx: RunContext,
+    result: TableResult,
+) -> TableResult:
+    """Apply the changes the stream committed after the table's position, in this transaction.
+
+    The changes come folded: the last state of each changed key, or its delete. Changed rows go
+    through a temporary table into Bronze (delete by key, insert), deletes are marked or removed
+    as `deletes` says, and a column whose value the change does not carry (an unchanged TOAST
+    value) keeps the one Bronze has.
+    """
+    assert plan.watermark_before is not None  # a position, or this would be a first load
+    changes = capture.changes(plan.watermark_before, plan.primary_key)
+    result.watermark_after = changes.end_lsn
+    result.captured = CapturedChanges(
+        inserts=changes.inserts,
+        updates=changes.updates,
+        deletes=changes.deletes,
+        truncated=changes.truncated,
+        lsn_from=changes.start_lsn,
+        lsn_to=changes.end_lsn,
+    )
+    if changes.empty:
+        result.status = "nothing_to_do"
+        result.schema_changes = []
+        log.info("%s: no changes after %s", plan.spec.name, plan.watermark_before)
+        return result
+    _prepare_target(warehouse, plan, ctx)
+    _index_merge_target(warehouse, plan)
+    target = _qualified(plan.target_schema, plan.target_table)
+    deletes = plan.spec.deletes
+    if changes.truncated and deletes is not Deletes.IGNORE:
+        result.rows_deleted += _remove(warehouse, target, sql.SQL("true"), deletes, stamp)
+    deleted = changes.deleted()
+    if deleted and deletes is not Deletes.IGNORE:
+        keys = plan.schema_plan.key_columns(plan.primary_key)
+        _stage(warehouse, "_dk_deleted_keys", keys, deleted)
+        match = sql.SQL("exists (select from _dk_deleted_keys k where {})").format(
+            _key_match(plan.primary_key, "t", "k")
+        )
+        result.rows_deleted += _remove(warehouse, target, match, deletes, stamp)
+    columns = plan.schema_plan.columns
+    rows = []
+    unchanged: set[str] = set()
+    for row in changes.upserts():
+        kept = [c.name for c in columns if row.get(c.name) is UNCHANGED]
+        unchanged.update(kept)
+        values = (None if v is UNCHANGED else v for v in (row.get(c.name) for c in columns))
+        rows.append((*values, kept))
+    if rows:
+        warehouse.execute(
+            sql.SQL(
+                "create temp table _dk_changes (like {} including defaults) on commit drop"
+            ).format(target)
+        )
+        warehouse.execute("alter table _dk_changes add column _dk_unchanged text[]")
+        _set_metadata_defaults(warehouse, _ident("_dk_changes"), stamp)
+        names = [*(c.name for c in columns), "_dk_unchanged"]
+        with warehouse.cursor().copy(
+            sql.SQL("copy _dk_changes ({}) from stdin").format(
+                sql.SQL(", ").join(map(_ident, names))
+            )
+        ) as copy:
+            for record in rows:
+                copy.write_row(record)
+        for name in sorted(unchanged):  # rare: only columns some change did not carry
+            warehouse.execute(
+                sql.SQL(
+                    "update _dk_changes s set {c} = t.{c} from {} t "
+                    "where {} and {name} = any(s._dk_unchanged)"
+                ).format(
+                    target,
+                    _key_match(plan.primary_key, "t", "s"),
+                    c=_ident(name),
+                    name=sql.Literal(name),
+                )
+            )
+        warehouse.execute("alter table _dk_changes drop column _dk_unchanged")
+        result.rows_replaced = warehouse.execute(
+            sql.SQL("delete from {} t using _dk_changes s where {}").format(
+                target, _key_match(plan.primary_key, "t", "s")
+            )
+        ).rowcount
+        warehouse.execute(sql.SQL("insert into {} select * from _dk_changes").format(target))
+    result.rows_read = result.rows_written = len(rows)
+    log.info(
+        "%s: applied %d inserts, %d updates, %d deletes%s from %s to %s",
+        plan.spec.name,
+        changes.inserts,
+        changes.updates,
+        changes.deletes,
+        " after a truncate" if changes.truncated else "",
+        changes.start_lsn,
+        changes.end_lsn,
+    )
+    return result
+
+
+def _stage(
+    warehouse: psycopg.Connection, name: str, columns: tuple[Column, ...], rows: list[Key]
+) -> None:
+    definitions = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.type)) for c in columns
+    )
+    warehouse.execute(
+        sql.SQL("create temp table {} ({}) on commit drop").format(_ident(name), definitions)
+    )
+    with warehouse.cursor().copy(sql.SQL("copy {} from stdin").format(_ident(name))) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _remove(
+    warehouse: psycopg.Connection,
+    target: sql.Composable,
+    where: sql.Composable,
+    deletes: Deletes,
+    stamp: Stamp,
+) -> int:
+    """Rows of `target` (alias `t`) matching `where` deleted, or marked as `deletes: mark` does."""
+    if deletes is Deletes.DELETE:
+        statement = sql.SQL("delete from {} t where {}").format(target, where)
+    else:
+        statement = sql.SQL(
+            "update {} t set _dk_deleted_at = {loaded_at}, _dk_loaded_at = {loaded_at}, "
+            "_dk_run_id = {}::uuid, _dk_source = {} where t._dk_deleted_at is null and {}"
+        ).format(
+            target,
+            sql.Literal(stamp.run_id),
+            sql.Literal(stamp.source),
+            where,
+            loaded_at=sql.Literal(stamp.loaded_at),
+        )
+    return warehouse.execute(statement).rowcount
+
+
+def _confirm(capture: Capture, position: str, target: str) -> None:
+    """Let the source recycle its change stream up to the position just committed. Should that
+    fail, nothing is lost: the next run sees those changes again and skips them."""
+    try:
+        capture.confirm(position)
+    except Exception as exc:  # the data and position are committed; this is housekeeping
+        log.warning(
+            "%s: committed up to %s, but the source's stream was not advanced (%s); the next "
+            "run skips what is already applied",
+            target,
+            position,
+            exc,
+        )
 
 
 def _key_match(keys: tuple[str, ...], left: str, right: str) -> sql.Composable:

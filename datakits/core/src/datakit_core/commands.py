@@ -80,6 +80,25 @@ def create_source_app(runner: SourceRunner) -> click.Group:
     def extract(inv: Invocation, /, **flags: Any) -> RunResult:
         return operations.run_extract(extract_config(model, inv, flags), open_source, inv)
 
+    @app.group(name="cdc", help="The change streams of tables in mode `cdc`.")
+    def cdc_group() -> None:
+        pass
+
+    @cdc_group.command(name="status", help="Each stream's slot, position and retained WAL.")
+    @extract_options
+    @click.pass_obj
+    def cdc_status(inv: Invocation, /, **flags: Any) -> RunResult:
+        return operations.run_cdc(extract_config(model, inv, flags), open_source, inv)
+
+    @cdc_group.command(
+        name="drop", help="Drop the streams and their positions (the next run loads whole)."
+    )
+    @extract_options
+    @click.pass_obj
+    def cdc_drop(inv: Invocation, /, **flags: Any) -> RunResult:
+        config = extract_config(model, inv, flags)
+        return operations.run_cdc(config, open_source, inv, drop=True)
+
     @app.group(name="state", help="Show, set or reset watermarks in `datakit.state`.")
     def state_group() -> None:
         pass

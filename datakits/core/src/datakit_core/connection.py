@@ -68,6 +68,7 @@ def connect(
     role: str,
     application_name: str,
     idle_in_transaction_timeout_s: float = 0,
+    replication: bool = False,
 ) -> psycopg.Connection:
     """Open a connection; `role` ("source", "warehouse") names the config section in errors.
 
@@ -81,7 +82,7 @@ def connect(
     password = settings.password.get_secret_value() if settings.password else None
     try:
         conn = psycopg.connect(
-            make_conninfo("", **KEEPALIVES),
+            make_conninfo("", **KEEPALIVES, **({"replication": "database"} if replication else {})),
             host=settings.host,
             port=settings.port,
             dbname=settings.dbname,

@@ -25,6 +25,7 @@ from datakit_contract.result import RunResult
 from datakit_contract.tables import LoadMode, TableSpec
 from datakit_core import state
 from datakit_core.bronze import RunContext, Source, TablePlan, load_table, make_plan
+from datakit_core.capture import Capture
 from datakit_core.config import ExtractConfig, StateConfig
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, missing_privilege
@@ -73,7 +74,58 @@ def run_plan(config: ExtractConfig, open_source: OpenSource, inv: Invocation) ->
                 warehouse.execute("set transaction read only")
                 plan = make_plan(warehouse, source, spec, _key(config, source.name, spec.name))
                 plans.append(describe_plan(plan, source))
+            if spec.mode is LoadMode.CDC:
+                with source.capture(config.tenant, spec) as capture:
+                    plans[-1]["stream"] = _stream_status(capture)
     return inv.result(output={"tables": plans})
+
+
+def run_cdc(
+    config: ExtractConfig, open_source: OpenSource, inv: Invocation, *, drop: bool = False
+) -> RunResult:
+    """The change streams of the run's `cdc` tables: each slot's position and the WAL it holds
+    back on the source. With `drop`, each stream goes, and with it the table's position: its
+    next run loads it whole from a new stream."""
+    streams = []
+    with (
+        running(config, inv),
+        open_source(config) as source,
+        open_warehouse(config, inv) as warehouse,
+    ):
+        for spec in select_tables(config, source):
+            if spec.mode is not LoadMode.CDC:
+                continue
+            with source.capture(config.tenant, spec) as capture:
+                if drop:
+                    key = _key(config, source.name, spec.name)
+                    state.ensure_state_schema(warehouse, config.tenant_schema_prefix)
+                    with warehouse.transaction():  # the position first: a stream without one
+                        state.lock_table(warehouse, key, config.lock_timeout_s)  # is dropped
+                        state.delete_watermark(warehouse, key)  # by the next run anyway
+                    capture.drop()
+                    log.info("%s: change stream dropped; the next run loads it whole", spec.name)
+                streams.append({"table": spec.name, **_stream_status(capture)})
+    if not streams:
+        raise ConfigError("No table in mode `cdc`: name them with `--table NAME --mode cdc`.")
+    return inv.result(output={"streams": streams})
+
+
+RETAINED_WAL_WARNING = 1 << 30  # bytes a stream may hold back on the source before a warning
+
+
+def _stream_status(capture: Capture) -> dict[str, object]:
+    status = capture.status()
+    retained = status.get("retained_wal_bytes")
+    if isinstance(retained, int) and retained > RETAINED_WAL_WARNING:
+        status["warning"] = (
+            f"the slot holds {retained / (1 << 20):,.0f} MiB of WAL on the source: run the "
+            "table's extract (it advances the slot), or `cdc drop --table …` if the table left "
+            "mode cdc"
+        )
+        log.warning("%s: %s", status.get("slot"), status["warning"])
+    if not status.get("exists"):
+        status["on_next_extract"] = "creates the publication and slot, loads the table whole"
+    return status
 
 
 def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation) -> RunResult:

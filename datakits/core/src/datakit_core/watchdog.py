@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from datakit_contract.exit_codes import ExitCode
 from datakit_contract.result import ErrorInfo
@@ -179,6 +179,18 @@ class Bounds(Protocol):
     def execution_timeout_s(self) -> float: ...
 
 
+def _process_stdout(inv: Invocation) -> TextIO:
+    """The run's stdout on a file descriptor of its own: while a Spark session runs, fd 1 is a
+    pipe into its log relay, and the RunResult must not go there."""
+    try:
+        return os.fdopen(os.dup(inv.stdout.fileno()), "w", encoding="utf-8")
+    except (AttributeError, OSError, ValueError):  # not a file (a test's buffer): as it is
+        return inv.stdout
+
+
+ABORT_WAIT_S = 5  # how long the abort hooks (stopping child processes) may take before the exit
+
+
 @contextmanager
 def running(bounds: Bounds, inv: Invocation) -> Iterator[None]:
     """A watchdog for the duration of one command: servers are watched as they are connected to
@@ -189,15 +201,18 @@ def running(bounds: Bounds, inv: Invocation) -> Iterator[None]:
 
     def stop_the_run(watchdog: Watchdog, kind: str, message: str) -> None:
         log.error("%s", message)
-        watchdog.abort()
         result = inv.result(status="transient_error", error=ErrorInfo(type=kind, message=message))
-        emit(result, inv.stdout)
+        emit(result, stdout)  # first: an abort hook stuck on the frozen server cannot lose it
         sys.stderr.flush()
+        aborting = threading.Thread(target=watchdog.abort, name="dk-abort", daemon=True)
+        aborting.start()
+        aborting.join(ABORT_WAIT_S)
         os._exit(int(ExitCode.TRANSIENT))  # the main thread may be blocked on the silent server
 
     if (stall_timeout_s <= 0 and deadline_s <= 0) or _active is not None:
         yield  # no bound asked for, or one already runs (a command calling another)
         return
+    stdout = _process_stdout(inv)
     watchdog = Watchdog(
         stall_timeout_s, deadline_s, lambda kind, message: stop_the_run(watchdog, kind, message)
     )
@@ -208,3 +223,5 @@ def running(bounds: Bounds, inv: Invocation) -> Iterator[None]:
     finally:
         _active = None
         watchdog.stop()
+        if stdout is not inv.stdout:
+            stdout.close()

@@ -13,13 +13,15 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import IsolationLevel
+from psycopg import IsolationLevel, sql
 
+from datakit_contract.tables import TableSpec
 from datakit_core.bronze import CopyFormat, Source
 from datakit_core.connection import connect
 from datakit_core.pgcopy import Block
 from datakit_core.schema import Column, RowRange, SourceTable
 from datakit_postgres.catalog import PostgresCatalog
+from datakit_postgres.cdc import PgCapture, slot_name
 from datakit_postgres.config import PostgresRunnerConfig, PostgresSourceSettings
 from datakit_postgres.stream import PsqlCopyReader
 
@@ -56,9 +58,29 @@ class PostgresSource(Source):
         self.copy_format = reader.copy_format
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self, exported: str | None = None) -> Iterator[None]:
         with self.conn.transaction():
+            if exported:  # a change stream's start: read exactly what precedes its first change
+                self.conn.execute(sql.SQL("set transaction snapshot {}").format(exported))
             yield
+
+    @contextmanager
+    def capture(self, tenant: str, spec: TableSpec) -> Iterator[PgCapture]:
+        """The table's publication and slot (`cdc`), on a connection of their own: slot functions
+        cannot run in the read-only snapshot transactions of `conn`."""
+        schema, _, name = spec.name.rpartition(".")
+        table = (schema or self.settings.schema_, name)
+        slot = slot_name(tenant, self.name, spec.bronze_name)
+        app = f"postgres-runner cdc {slot}"
+        with connect(self.settings, role="source", application_name=app) as conn:
+            yield PgCapture(
+                conn,
+                lambda: connect(
+                    self.settings, role="source", application_name=app, replication=True
+                ),
+                slot,
+                table,
+            )
 
     def check(self) -> dict[str, Any]:
         row = self.conn.execute("select current_setting('server_version'), current_user").fetchone()

@@ -158,7 +158,8 @@ class SqlServerSource(Source):
     # -- the Source protocol ---------------------------------------------------------------------
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self, exported: str | None = None) -> Iterator[None]:
+        assert exported is None  # no change stream here: `capture` refuses mode cdc
         self._run(f"SET TRANSACTION ISOLATION LEVEL {self.isolation_level()}")
         self._run("BEGIN TRANSACTION")
         try:
