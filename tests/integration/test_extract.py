@@ -270,7 +270,7 @@ def test_deletes_mark_without_merge_is_a_config_error(runner: Runner, source_db:
     seed_orders(source_db, 1)
     outcome = runner("extract", "--table", "orders", "--deletes", "mark")
     assert outcome.code == 2
-    assert "`deletes: mark` needs mode `incremental` with strategy `merge`" in outcome.stderr
+    assert "`deletes: mark` needs mode `cdc`, or `incremental` with strategy" in outcome.stderr
 
 
 def test_a_bronze_table_without_deleted_at_gains_the_column(
