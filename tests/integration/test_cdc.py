@@ -9,9 +9,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from datakit_contract.exit_codes import ExitCode
@@ -178,27 +178,29 @@ def test_runs_killed_during_the_first_load_and_while_applying_leave_bronze_exact
     assert live_bronze(warehouse_db) == source_rows(orders)
 
 
-def test_a_source_without_logical_decoding_or_a_keyless_table_is_refused_with_the_fix(
+def test_a_login_without_replication_a_keyless_table_and_a_cursor_are_refused_with_the_fix(
     orders: Database, warehouse_db: Database, runner: Runner
 ) -> None:
+    """The `wal_level` check is the same path (`PgCapture.check`); the test servers all run
+    `wal_level=logical`, so only the REPLICATION half is tried here."""
+    role, password = f"t_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    orders.execute(
+        f"create role {role} login password '{password}'; grant select on orders to {role}"
+    )
+    try:
+        plain = runner(*CDC, env={"DK_SOURCE__USER": role, "DK_SOURCE__PASSWORD": password})
+        assert plain.code == ExitCode.USAGE, plain.stderr[-2000:]
+        assert f"alter role {role} replication" in plain.stdout
+    finally:
+        orders.execute(f"drop owned by {role}; drop role {role}")
     orders.execute("create table events (at timestamptz, what text)")
     keyless = runner("extract", "--table", "events", "--mode", "cdc")
     assert keyless.code == ExitCode.JOB_FAILED
     assert "needs a primary key" in keyless.stdout
-    with orders.connect(autocommit=True) as conn:
-        user = conn.execute("select current_user").fetchone()
-        assert user is not None
+    left = "select slot_name from pg_replication_slots where database = current_database()"
+    assert orders.execute(left) == []  # the failed first load dropped its slot
     bad = runner(*CDC, "--cursor", "updated_at")
     assert bad.code == ExitCode.USAGE and "drop the cursor" in bad.stdout
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=orders.server.port,
-        dbname=orders.name,
-        user=orders.server.user,
-        password=orders.server.password,
-    ) as conn:
-        wal_level = conn.execute("show wal_level").fetchone()
-    assert wal_level == ("logical",)  # the stack's source server runs with logical decoding
 
 
 def test_plan_status_and_drop_show_and_end_the_stream(

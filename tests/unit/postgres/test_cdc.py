@@ -109,5 +109,7 @@ def test_a_truncate_forgets_what_came_before_it() -> None:
 def test_positions_and_slot_names() -> None:
     assert lsn_text(lsn_int("16/B374D848")) == "16/B374D848"
     assert slot_name("acme", "erp", "Orders") == "dk_acme_erp_orders"
+    # Two tenants reading one source database never share a stream.
+    assert slot_name("acme", "erp", "orders") != slot_name("globex", "erp", "orders")
     long = slot_name("a" * 40, "b" * 40, "c")
     assert len(long) == 63 and long != slot_name("a" * 40, "b" * 40, "d")

@@ -32,7 +32,7 @@ from datakit_contract.names import bronze_schema
 from datakit_contract.result import CapturedChanges, TableResult
 from datakit_contract.tables import Deletes, LoadMode, Strategy, TableSpec
 from datakit_core import state
-from datakit_core.capture import POSITION, UNCHANGED, Capture, Key, Start
+from datakit_core.capture import POSITION, UNCHANGED, Capture, Start
 from datakit_core.errors import (
     ConfigError,
     DatakitError,
@@ -239,8 +239,8 @@ def load_table(
                 state.record_run(warehouse, _ledger(ctx, key, result, started_at))
             if capture is not None and result.watermark_after:
                 _confirm(capture, result.watermark_after, target)
-    except TransientError:
-        raise
+    except (TransientError, ConfigError):
+        raise  # the run's, not the table's: a retry, or a fix to the setup, is the answer
     except DatakitError as exc:
         return _failed(warehouse, ctx, key, spec, target, started_at, clock, exc)
     except psycopg.OperationalError as exc:
@@ -441,12 +441,7 @@ def _mark_deleted(
     Silver models) see the delete as a change. A key that comes back is merged in unmarked.
     """
     keys = plan.schema_plan.key_columns(plan.primary_key)
-    definitions = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.type)) for c in keys
-    )
-    warehouse.execute(
-        sql.SQL("create temp table _dk_source_keys ({}) on commit drop").format(definitions)
-    )
+    _temp_table(warehouse, "_dk_source_keys", keys)
     rows = Rows(
         blocks=source.copy_blocks(plan.source, keys, RowRange()),
         progress=Progress(f"{plan.spec.name} (keys)", total_rows=plan.source.row_estimate, log=log),
@@ -515,7 +510,8 @@ def _apply_changes(
     deleted = changes.deleted()
     if deleted and deletes is not Deletes.IGNORE:
         keys = plan.schema_plan.key_columns(plan.primary_key)
-        _stage(warehouse, "_dk_deleted_keys", keys, deleted)
+        _temp_table(warehouse, "_dk_deleted_keys", keys)
+        _write_rows(warehouse, "_dk_deleted_keys", [c.name for c in keys], deleted)
         match = sql.SQL("exists (select from _dk_deleted_keys k where {})").format(
             _key_match(plan.primary_key, "t", "k")
         )
@@ -536,14 +532,7 @@ def _apply_changes(
         )
         warehouse.execute("alter table _dk_changes add column _dk_unchanged text[]")
         _set_metadata_defaults(warehouse, _ident("_dk_changes"), stamp)
-        names = [*(c.name for c in columns), "_dk_unchanged"]
-        with warehouse.cursor().copy(
-            sql.SQL("copy _dk_changes ({}) from stdin").format(
-                sql.SQL(", ").join(map(_ident, names))
-            )
-        ) as copy:
-            for record in rows:
-                copy.write_row(record)
+        _write_rows(warehouse, "_dk_changes", [*(c.name for c in columns), "_dk_unchanged"], rows)
         for name in sorted(unchanged):  # rare: only columns some change did not carry
             warehouse.execute(
                 sql.SQL(
@@ -577,16 +566,24 @@ def _apply_changes(
     return result
 
 
-def _stage(
-    warehouse: psycopg.Connection, name: str, columns: tuple[Column, ...], rows: list[Key]
-) -> None:
+def _temp_table(warehouse: psycopg.Connection, name: str, columns: tuple[Column, ...]) -> None:
+    """A temporary table of `columns`, gone at commit."""
     definitions = sql.SQL(", ").join(
         sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.type)) for c in columns
     )
     warehouse.execute(
         sql.SQL("create temp table {} ({}) on commit drop").format(_ident(name), definitions)
     )
-    with warehouse.cursor().copy(sql.SQL("copy {} from stdin").format(_ident(name))) as copy:
+
+
+def _write_rows(
+    warehouse: psycopg.Connection, table: str, names: list[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Rows the runner holds as Python values (a change stream's), copied into `table`."""
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        _ident(table), sql.SQL(", ").join(map(_ident, names))
+    )
+    with warehouse.cursor().copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 
