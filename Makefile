@@ -8,11 +8,12 @@ PYTEST      := $(VENV)/bin/pytest
 COMPOSE     := docker-compose -f stack/docker-compose.yml
 DEMO_SCALE  ?= 0.1
 BENCH_SCALE ?= 1
+BENCH_RECORDS ?= 1000000
 RUNNER      ?= postgres
 TENANTS     ?= acme
 
 .PHONY: help setup engine base-image images image demo demo-down test test-unit test-integration \
-        test-contract lint schemas bench bench-dbt bench-cdc bench-dags bench-spark clean
+        test-contract lint schemas bench bench-dbt bench-cdc bench-dags bench-spark bench-http clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +29,10 @@ $(VENV)/.installed: requirements-dev.txt base-image/constraints.txt runners/*/co
 
 engine: ## Make sure a Docker engine runs (installs Debian's docker.io when root and missing)
 	base-image/ensure-docker-engine.sh
+
+.PHONY: prometheus
+prometheus: ## Make sure Prometheus and promtool are installed (Debian's package; make up, make test)
+	stack/ensure-prometheus.sh
 
 base-image: engine ## Build etl/runner-base (upstream python image if pullable, else air-gapped)
 	base-image/build.sh
@@ -52,10 +57,10 @@ demo: setup images ## Set everything up; Airflow runs the demo tenant's DAG end 
 demo-down: ## Stop the demo databases and delete their data
 	$(COMPOSE) -p dk-demo down -v
 
-test: setup images lint ## Run the full test suite: unit, integration, contract, e2e
+test: setup images lint prometheus ## Run the full test suite: unit, integration, contract, e2e
 	$(PYTEST) tests/unit tests/integration tests/contract tests/e2e
 
-test-unit: setup ## Unit tests only (no services)
+test-unit: setup prometheus ## Unit tests only (no services; promtool checks the alert rules)
 	$(PYTEST) tests/unit
 
 test-integration: setup images ## Integration tests against real PostgreSQL servers
@@ -97,11 +102,14 @@ bench: setup images ## Runner image vs raw psql COPY pipe on TPC-H lineitem (BEN
 bench-dbt: setup images ## Full vs incremental dbt build after a 1% change batch (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh dbt
 
-bench-cdc: setup images ## Full vs cursor-incremental vs cdc-incremental Bronze after a 1% change (BENCH_SCALE=1)
+bench-cdc: setup images ## Source to Gold after a 1% change: full, cursor and cdc Bronze loads, full and incremental dbt builds (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh cdc
 
 bench-spark: setup images ## Spark runner vs Postgres runner on TPC-H lineitem (BENCH_SCALE=1)
 	BENCH_SCALE=$(BENCH_SCALE) benchmarks/run.sh spark
+
+bench-http: setup images ## HTTP runner image vs dlt rest_api from a local API (BENCH_RECORDS=1000000)
+	BENCH_RECORDS=$(BENCH_RECORDS) benchmarks/run.sh http
 
 bench-dags: setup ## Airflow parse time of the DAG folder for 1, 10 and 100 tenants of 40 tables
 	$(PY) -m benchmarks.bench_dag_parse
@@ -123,13 +131,13 @@ release: setup engine registry ## Build, label and push a runner (or dbt-<tenant
 	$(PY) registry/release.py $(RUNNER)
 
 .PHONY: up down proxy proxy-down astro
-up: setup engine ## Local stack on 127.0.0.1: registry, demo databases, Airflow UI :8080 (python -m stack)
+up: setup engine prometheus ## Local stack on 127.0.0.1: registry, demo databases, Airflow UI :8080, Prometheus :9090, dbt docs :8089 (python -m stack)
 	$(PY) -m stack up
 
 down: ## Stop what `make up` started (and say what)
 	$(PY) -m stack down
 
-proxy: setup engine ## Traefik: https://airflow.localhost, https://registry.localhost (traefik/README.md)
+proxy: setup engine ## Traefik: https://airflow.localhost, registry., docs., prometheus.localhost (traefik/README.md)
 	$(PY) -m stack up proxy
 
 proxy-down: ## Stop Traefik

@@ -14,9 +14,10 @@ DAG before and after a change batch.
    incremental in Bronze, Silver and Gold. A report follows each run.
 
 `--tenants acme` (the default, `make demo`) runs acme alone; `--tenants all` (`make demo
-TENANTS=all`) runs every tenant of orchestration/tenants side by side. The passwords are the demo
-databases' (stack/docker-compose.yml); they reach Airflow as Variables in its metadata database,
-never as arguments.
+TENANTS=all`) runs acme and globex, the tenants with a demo database source, side by side (the
+markets tenant reads the demo market API instead: orchestration/README.md, "An HTTP API
+source"). The passwords are the demo databases' (stack/docker-compose.yml); they reach Airflow as
+Variables in its metadata database, never as arguments.
 """
 
 from __future__ import annotations
@@ -123,9 +124,11 @@ class DemoTenant:
 
 
 def demo_tenants(names: str) -> list[DemoTenant]:
-    """The tenants `--tenants` names (`all`: every tenant file), each with its demo source."""
+    """The tenants `--tenants` names (`all`: every tenant with a demo database source, acme and
+    globex; markets reads the demo market API, `python -m demo.market_api`, and runs in
+    tests/e2e/test_markets.py), each with its demo source."""
     chosen = (
-        sorted(path.stem for path in TENANTS.glob("*.yaml"))
+        sorted(DEMO_SOURCES)
         if names == "all"
         else [name.strip() for name in names.split(",") if name.strip()]
     )

@@ -5,8 +5,11 @@ Everything runs on this machine, air-gapped, bound to 127.0.0.1:
   databases   the demo source and warehouse PostgreSQL (compose, 127.0.0.1:54321 and :54322)
   airflow     api-server (UI and REST API, 127.0.0.1:8080), scheduler, dag-processor and
               triggerer under supervisord, prepared by stack/local_airflow.py; FAB auth
-              manager: user `admin`, and a user per tenant that sees its own DAGs only
-  proxy       Traefik for https://airflow.localhost and https://registry.localhost (not by default)
+              manager: user `admin`, and a user per tenant that sees its own DAGs only; beside
+              them the metrics exporter (127.0.0.1:9188), Prometheus with the alert rules
+              (127.0.0.1:9090) and the dbt docs, refreshed after each Gold run (127.0.0.1:8089)
+  proxy       Traefik for https://airflow.localhost, https://registry.localhost,
+              https://docs.localhost and https://prometheus.localhost (not by default)
 
 `up` starts what does not run yet (twice is harmless) and records what it started; `down` stops
 exactly that and says so, or the parts it is given, whoever started them.
@@ -27,13 +30,14 @@ from pathlib import Path
 import psycopg
 
 from datakit_orchestration.loader import load_tenants
+from datakit_orchestration.metrics import METRICS_ROLE
 from datakit_orchestration.spec import TenantSpec
-from stack import ROOT, StackError, compose, log_to_stderr
+from stack import ROOT, StackError, compose, log_to_stderr, prometheus
 from stack.airflow_access import ADMIN_USER, tenant_access
 from stack.compose import Project
 from stack.local_airflow import AIRFLOW, TENANTS, LocalAirflow, demo_password
-from stack.supervisor import PROGRAMS, Supervisor, ensure_installed
-from stack.tenant_roles import init_roles
+from stack.supervisor import PROGRAMS, Supervisor, ensure_installed, program_label
+from stack.tenant_roles import demo_role_password, init_metrics_role, init_roles
 
 PARTS = ("registry", "databases", "airflow", "proxy")
 DEFAULT_PARTS = ("registry", "databases", "airflow")
@@ -44,6 +48,9 @@ SETTINGS = """settings (environment):
   DK_STACK_DB_PROJECT     compose project of the databases        (default dk-demo, as make demo)
   DK_STACK_WAIT_SECONDS   how long `up` waits for Airflow health  (default 240)
   DK_STACK_PARALLELISM    task slots of the LocalExecutor          (default 4)
+  DK_STACK_PROMETHEUS_PORT, DK_STACK_METRICS_PORT, DK_STACK_DOCS_PORT
+                          Prometheus, the metrics exporter, the dbt docs (9090, 9188, 8089)
+  DK_STACK_MARKET_API_PORT  the demo market-data API of tenant markets   (default 8700)
   DK_DEMO_SOURCE_PORT, DK_DEMO_WAREHOUSE_PORT   the databases' ports (54321, 54322)
   DK_REGISTRY_ADDR, DK_REGISTRY_DIR             the registry's address and storage
                                                 (127.0.0.1:5000, registry/data)
@@ -67,6 +74,10 @@ class Settings:
     warehouse_port: int
     registry_addr: str
     registry_dir: Path
+    prometheus_port: int
+    metrics_port: int
+    docs_port: int
+    market_api_port: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +93,10 @@ class Settings:
                 warehouse_port=int(env("DK_DEMO_WAREHOUSE_PORT") or 54322),
                 registry_addr=env("DK_REGISTRY_ADDR") or "127.0.0.1:5000",
                 registry_dir=Path(env("DK_REGISTRY_DIR") or ROOT / "registry" / "data"),
+                prometheus_port=int(env("DK_STACK_PROMETHEUS_PORT") or 9090),
+                metrics_port=int(env("DK_STACK_METRICS_PORT") or 9188),
+                docs_port=int(env("DK_STACK_DOCS_PORT") or 8089),
+                market_api_port=int(env("DK_STACK_MARKET_API_PORT") or 8700),
             )
         except ValueError as exc:
             raise StackError(
@@ -93,7 +108,21 @@ class Settings:
         return LocalAirflow(home=home, port=self.airflow_port, parallelism=self.parallelism)
 
     def supervisor(self) -> Supervisor:
-        return Supervisor(self.state, self.airflow().env())
+        env = self.airflow().env() | self.beside_airflow_env()
+        return Supervisor(self.state, env, programs_run=PROGRAMS)
+
+    def beside_airflow_env(self) -> dict[str, str]:
+        """What supervisord.conf's exporter, Prometheus, docs and market API programs read. The
+        exporter's login is the read-only `datakit_metrics` with its demo password
+        (stack/tenant_roles.py), which, like every demo password, is no secret."""
+        return {
+            "DK_STACK_PROMETHEUS_PORT": str(self.prometheus_port),
+            "DK_STACK_METRICS_PORT": str(self.metrics_port),
+            "DK_STACK_DOCS_PORT": str(self.docs_port),
+            "DK_STACK_MARKET_API_PORT": str(self.market_api_port),
+            "DK_METRICS_USER": METRICS_ROLE,
+            "DK_METRICS_PASSWORD": demo_role_password(METRICS_ROLE),
+        }
 
     def project(self, part: str) -> Project:
         if part == "registry":
@@ -106,7 +135,13 @@ class Settings:
         return {
             "registry": [int(self.registry_addr.rpartition(":")[2])],
             "databases": [self.source_port, self.warehouse_port],
-            "airflow": [self.airflow_port],
+            "airflow": [
+                self.airflow_port,
+                self.prometheus_port,
+                self.metrics_port,
+                self.docs_port,
+                self.market_api_port,
+            ],
             "proxy": [80, 443],
         }[part]
 
@@ -146,6 +181,7 @@ def up_airflow(settings: Settings) -> None:
     for spec in demo_tenants():
         variables |= airflow.database_variables(spec, **passwords)
     airflow.prepare(variables)
+    prepare_observability(settings)
     supervisor.start()
     log.info(
         "waiting for %s/api/v2/monitor/health (up to %.0f s)", airflow.url, settings.wait_seconds
@@ -154,6 +190,17 @@ def up_airflow(settings: Settings) -> None:
         airflow.wait_healthy(settings.wait_seconds)
     except StackError as exc:
         raise StackError(f"{exc}; see the logs in {supervisor.logs}/.") from None
+
+
+def prepare_observability(settings: Settings) -> None:
+    """Prometheus installed and configured to scrape the exporter, the dbt docs folder made."""
+    prometheus.ensure_installed()
+    prometheus.write_config(
+        settings.state / "prometheus",
+        exporter=f"127.0.0.1:{settings.metrics_port}",
+        listen=f"127.0.0.1:{settings.prometheus_port}",
+    )
+    (settings.state / "docs").mkdir(parents=True, exist_ok=True)
 
 
 def demo_tenants() -> list[TenantSpec]:
@@ -177,6 +224,7 @@ def init_warehouse_roles(settings: Settings) -> None:
         connect_timeout=10,
     ) as admin:
         init_roles(demo_tenants(), admin)
+        init_metrics_role(demo_tenants(), admin)
 
 
 def summary(settings: Settings) -> None:
@@ -193,6 +241,10 @@ The local stack is up.
                their passwords are generated into {airflow.password_file}
                (show them: cat '{airflow.password_file}')
   registry     http://{settings.registry_addr}
+  metrics      http://127.0.0.1:{settings.metrics_port}/metrics, scraped by Prometheus on
+               http://127.0.0.1:{settings.prometheus_port} (alerts: /classic/alerts; rules
+               stack/prometheus/rules.yml)
+  dbt docs     http://127.0.0.1:{settings.docs_port}/ (each tenant's, after its Gold run)
   databases    source 127.0.0.1:{source}, warehouse 127.0.0.1:{warehouse}
   logs         {logs}/
 What runs: .venv/bin/python -m stack status. Stop it with: make down
@@ -205,6 +257,8 @@ def down(settings: Settings, parts: list[str] | None) -> None:
     if parts is None or "airflow" in parts:
         settings.supervisor().stop()
     for part in ("proxy", "databases", "registry"):
+        if parts and part not in parts:
+            continue  # `down PART…` stops those parts only, whatever else `up` started
         recorded = _recorded(settings, part)
         project = recorded or (settings.project(part) if parts and part in parts else None)
         if project is None:
@@ -223,7 +277,7 @@ def status(settings: Settings) -> None:
     for name in PROGRAMS:
         program = programs.get(name)
         state = f"running (pid {program.pid})" if program and program.pid else "stopped"
-        print(f"airflow {name}: {state}")
+        print(f"{program_label(name)}: {state}")
     for part in ("databases", "registry", "proxy"):
         project = _recorded(settings, part) or settings.project(part)
         if project.running():

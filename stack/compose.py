@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Mapping
@@ -157,18 +158,39 @@ def proxy() -> Project:
     return Project(
         "dk-proxy",
         ("traefik",),
-        where="on https://airflow.localhost and https://registry.localhost (127.0.0.1:443)",
+        where="on https://{airflow,registry,docs,prometheus}.localhost (127.0.0.1:443)",
         remove_on_stop=True,
     )
 
 
 def ensure_certificates() -> None:
-    """Traefik's local CA and server certificate (traefik/make-certs.sh), when there are none."""
-    if (ROOT / "traefik" / "certs" / "localhost.crt").is_file():
-        return
-    done = subprocess.run([str(ROOT / "traefik" / "make-certs.sh")], capture_output=True, text=True)
+    """Traefik's local CA and server certificate (traefik/make-certs.sh), when there are none or
+    the certificate misses a host name of traefik/dynamic/routes.yml (a route added since)."""
+    certificate = ROOT / "traefik" / "certs" / "localhost.crt"
+    hosts = route_hosts()
+    if certificate.is_file():
+        named = subprocess.run(
+            ["openssl", "x509", "-in", str(certificate), "-noout", "-ext", "subjectAltName"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if all(f"DNS:{host}" in named for host in hosts):
+            return
+    done = subprocess.run(
+        [str(ROOT / "traefik" / "make-certs.sh")],
+        env={**os.environ, "DK_TLS_NAMES": " ".join(hosts)},
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise StackError(f"traefik/make-certs.sh failed: {done.stderr.strip()[-2000:]}")
+
+
+def route_hosts() -> list[str]:
+    """The host names Traefik routes (the `Host(`…`)` rules of traefik/dynamic/routes.yml)."""
+    routes = yaml.safe_load((ROOT / "traefik" / "dynamic" / "routes.yml").read_text("utf-8"))
+    rules = [router["rule"] for router in routes["http"]["routers"].values()]
+    return [host for rule in rules for host in re.findall(r"Host\(`([^`]+)`\)", rule)]
 
 
 def _health(container: str | None) -> str:

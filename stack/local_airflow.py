@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,14 @@ import yaml
 
 from datakit_orchestration.dagfiles import pools, sync_dag_files
 from datakit_orchestration.loader import load_tenants
-from datakit_orchestration.plan import SecretRef, plan_tenant, variable_name
-from datakit_orchestration.spec import TenantSpec
+from datakit_orchestration.plan import (
+    OPENLINEAGE_URL_VARIABLE,
+    SecretRef,
+    plan_tenant,
+    variable_name,
+)
+from datakit_orchestration.spec import HttpSourceSpec, SourceSpec, TenantSpec
+from demo.market_api import DEMO_TOKEN as DEMO_API_TOKEN
 from stack import ROOT, StackError
 from stack.airflow_access import access_request, tenant_access
 from stack.tenant_roles import role_passwords
@@ -46,6 +52,10 @@ DAGS = ROOT / "orchestration" / "dags"
 COMPOSE_FILE = ROOT / "stack" / "docker-compose.yml"
 HEALTH_PARTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 RUN_TIMEOUT_S = 3600
+# Where Airflow's OpenLineage provider and the runners it launches send their events (HTTP, e.g.
+# Marquez's `http://127.0.0.1:5000`); unset: the provider is off and so are the runners' events.
+OPENLINEAGE_URL_SETTING = "DK_OPENLINEAGE_URL"
+LINEAGE_NAMESPACE = "datakit"
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +146,9 @@ class LocalAirflow:
     dags: Path = DAGS
     port: int = 8080
     parallelism: int = 4  # LocalExecutor task slots: a laptop's share
+    openlineage_url: str = field(
+        default_factory=lambda: os.environ.get(OPENLINEAGE_URL_SETTING, "")
+    )
 
     @property
     def url(self) -> str:
@@ -155,21 +168,38 @@ class LocalAirflow:
         inherited = {
             k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DATAKIT"))
         }
-        return inherited | {
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
-            "DATAKIT_RUNTIME": "docker",
+        return (
+            inherited
+            | {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+                "DATAKIT_RUNTIME": "docker",
+            }
+            | self.lineage_env()
+        )
+
+    def lineage_env(self) -> dict[str, str]:
+        """Airflow's OpenLineage provider: HTTP to `openlineage_url` in namespace `datakit`, or
+        off. The runners' events go to the same URL (`prepare` sets it as their Variable) and
+        name the provider's task run as their parent."""
+        if not self.openlineage_url:
+            return {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+        transport = {"type": "http", "url": self.openlineage_url, "timeout": 5}
+        return {
+            "AIRFLOW__OPENLINEAGE__DISABLED": "False",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": LINEAGE_NAMESPACE,
         }
 
     def airflow(self, *args: str, timeout: float = 600) -> str:
@@ -184,14 +214,22 @@ class LocalAirflow:
         return proc.stdout
 
     def database_variables(
-        self, spec: TenantSpec, *, warehouse: str, sources: str
+        self, spec: TenantSpec, *, warehouse: str, sources: str, apis: str = DEMO_API_TOKEN
     ) -> dict[str, str]:
         """Airflow Variable → value of the tenant's database passwords: `warehouse` for its one
-        warehouse login, or its roles' demo passwords (`stack.tenant_roles`), and `sources` for
-        every source (the demo and the tests have one source server). Every secret the tenant's
-        tasks read must be one of them."""
+        warehouse login, or its roles' demo passwords (`stack.tenant_roles`), `sources` for
+        every database source (the demo and the tests have one source server), and `apis` for
+        the secret of every HTTP API source (the demo market API's token). Every secret the
+        tenant's tasks read must be one of them."""
         values = {
-            SecretRef(s.password_secret.name, s.password_secret.key): sources for s in spec.sources
+            SecretRef(s.password_secret.name, s.password_secret.key): sources
+            for s in spec.sources
+            if isinstance(s, SourceSpec)
+        }
+        values |= {
+            SecretRef(s.api.auth.secret.name, s.api.auth.secret.key): apis
+            for s in spec.sources
+            if isinstance(s, HttpSourceSpec) and s.api.auth.secret is not None
         }
         if spec.warehouse.roles:  # the tenant's own roles, with the demo's passwords
             values |= role_passwords(spec)
@@ -221,7 +259,7 @@ class LocalAirflow:
         self.airflow("db", "migrate")
         self.grant_access()
         self._import("pools", pools(self.tenants))
-        self._import("variables", variables)
+        self._import("variables", {**variables, OPENLINEAGE_URL_VARIABLE: self.openlineage_url})
         log.info("airflow: the pools of every tenant and %d Variables are set", len(variables))
         tag_images(self.tenants)
 

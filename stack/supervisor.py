@@ -1,5 +1,6 @@
-"""Airflow's processes of the local stack under supervisord (stack/supervisord.conf): start them,
-say which run, stop them with their workers.
+"""The processes of the local stack under supervisord (stack/supervisord.conf): Airflow's, and the
+metrics exporter, Prometheus, the dbt docs server and refresher and the demo market-data API
+beside them. Start them, say which run, stop them with their workers.
 
 supervisord (Debian's `supervisor`, installed with apt-get when missing and root) runs each
 program in a process group of its own and stops the whole group, so no worker outlives `down`.
@@ -23,7 +24,10 @@ from pathlib import Path
 from stack import ROOT, StackError
 
 CONFIG = ROOT / "stack" / "supervisord.conf"
-PROGRAMS = ("api-server", "scheduler", "dag-processor", "triggerer")
+AIRFLOW_PROGRAMS = ("api-server", "scheduler", "dag-processor", "triggerer")
+OBSERVABILITY_PROGRAMS = ("metrics-exporter", "prometheus", "docs-server", "docs-refresher")
+DEMO_PROGRAMS = ("market-api",)  # the markets tenant's source
+PROGRAMS = AIRFLOW_PROGRAMS + OBSERVABILITY_PROGRAMS + DEMO_PROGRAMS
 START_SECONDS = 60
 STATUS_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<state>[A-Z]+)\s*(?:pid (?P<pid>\d+))?", re.M)
 
@@ -53,12 +57,25 @@ def ensure_installed() -> None:
             raise StackError(f"`{' '.join(command)}` failed; see its output above.")
 
 
+# What supervisord.conf's programs beside Airflow read (`python -m stack up` sets them). A
+# supervisor that runs Airflow alone (the end-to-end tests') still passes these names, since
+# supervisord expands every program's command when it reads its file; it never starts those.
+BESIDE_AIRFLOW_SETTINGS = (
+    "DK_STACK_PROMETHEUS_PORT",
+    "DK_STACK_METRICS_PORT",
+    "DK_STACK_DOCS_PORT",
+    "DK_STACK_MARKET_API_PORT",
+)
+
+
 @dataclass(frozen=True)
 class Supervisor:
-    """The supervisord of the stack folder `state`; its programs get `env` (LocalAirflow.env)."""
+    """The supervisord of the stack folder `state`, running `programs` (Airflow's alone unless
+    told); they get `env` (LocalAirflow.env, plus the observability settings)."""
 
     state: Path
     env: Mapping[str, str]
+    programs_run: tuple[str, ...] = AIRFLOW_PROGRAMS
 
     @property
     def logs(self) -> Path:
@@ -90,12 +107,11 @@ class Supervisor:
     def start(self) -> None:
         """Start supervisord, or the programs it does not run, and wait until every one runs."""
         before = self.programs()
-        if before:
-            self.ctl("start", "all")  # starts the programs that do not run, leaves the others
-        else:
+        if not before:
             for folder in (self.state / "run", self.logs):
                 folder.mkdir(parents=True, exist_ok=True)
-            env = {**self.env, "DK_STACK_DIR": str(self.state)}
+            unused = dict.fromkeys(BESIDE_AIRFLOW_SETTINGS, "0")
+            env = {**unused, **self.env, "DK_STACK_DIR": str(self.state)}
             done = subprocess.run(
                 ["supervisord", "-c", str(CONFIG)], env=env, capture_output=True, text=True
             )
@@ -104,25 +120,31 @@ class Supervisor:
                     f"supervisord did not start: {done.stderr.strip()}; see "
                     f"{self.logs}/supervisord.log."
                 )
+        # Every program is `autostart=false`: these start, the others stay stopped.
+        self.ctl("start", *self.programs_run)
         after = self._wait_running()
-        for name in PROGRAMS:
+        for name in self.programs_run:
             if name in before and before[name].state == "RUNNING":
-                log.info("airflow %s: already running (pid %s)", name, after[name].pid)
+                log.info("%s: already running (pid %s)", program_label(name), after[name].pid)
             else:
                 log_file = self.logs / f"{name}.log"
-                log.info("airflow %s: started (pid %s, log %s)", name, after[name].pid, log_file)
+                log.info(
+                    "%s: started (pid %s, log %s)", program_label(name), after[name].pid, log_file
+                )
 
     def _wait_running(self) -> dict[str, Program]:
         deadline = time.monotonic() + START_SECONDS
         while True:
             programs = self.programs()
-            states = {n: programs[n].state if n in programs else "UNKNOWN" for n in PROGRAMS}
+            states = {
+                n: programs[n].state if n in programs else "UNKNOWN" for n in self.programs_run
+            }
             if set(states.values()) == {"RUNNING"}:
                 return programs
             if {"FATAL", "EXITED"} & set(states.values()) or time.monotonic() > deadline:
                 listed = ", ".join(f"{name} {state}" for name, state in states.items())
                 raise StackError(
-                    f"Airflow's processes do not all run ({listed}); see their logs in "
+                    f"the stack's processes do not all run ({listed}); see their logs in "
                     f"{self.logs}/."
                 )
             time.sleep(0.5)
@@ -145,7 +167,12 @@ class Supervisor:
             # lives: a worker that outlived its leader is still in the leader's group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            log.info("stopped airflow %s (pid %s)", name, pid)
+            log.info("stopped %s (pid %s)", program_label(name), pid)
+
+
+def program_label(program: str) -> str:
+    """How messages name a program: `airflow scheduler`, `prometheus`."""
+    return f"airflow {program}" if program in AIRFLOW_PROGRAMS else program
 
 
 def _alive(pid: int) -> bool:

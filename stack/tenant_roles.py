@@ -12,7 +12,9 @@ import logging
 from collections.abc import Sequence
 
 import psycopg
+from psycopg import sql
 
+from datakit_orchestration.metrics import METRICS_ROLE, reader_grants
 from datakit_orchestration.plan import SecretRef
 from datakit_orchestration.spec import TenantSpec
 from datakit_orchestration.warehouse import apply, init_statements
@@ -50,3 +52,20 @@ def init_roles(specs: Sequence[TenantSpec], admin: psycopg.Connection) -> list[s
     if done:
         log.info("warehouse roles of %s are in place (demo passwords)", ", ".join(done))
     return done
+
+
+def init_metrics_role(specs: Sequence[TenantSpec], admin: psycopg.Connection) -> None:
+    """The metrics exporter's read-only login `datakit_metrics` (demo password), allowed to read
+    the ledger and watermarks of every tenant of `specs`, in one transaction."""
+    password = demo_role_password(METRICS_ROLE)
+    role = sql.Identifier(METRICS_ROLE)
+    statements = [
+        sql.SQL(
+            "do $$ begin if not exists (select from pg_roles where rolname = {name}) then "
+            "create role {role} login; end if; end $$"
+        ).format(name=sql.Literal(METRICS_ROLE), role=role),
+        sql.SQL("alter role {} login password {}").format(role, sql.Literal(password)),
+        *(grant for spec in specs for grant in reader_grants(spec)),
+    ]
+    apply(admin, statements)
+    log.info("the metrics exporter's login `%s` reads every tenant's ledger", METRICS_ROLE)

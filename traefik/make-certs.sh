@@ -2,7 +2,7 @@
 # Local TLS for Traefik: traefik/make-certs.sh [DIR]   (DIR defaults to traefik/certs, git-ignored)
 #
 # Writes a local certificate authority (ca.crt, ca.key) and a server certificate signed by it
-# (localhost.crt, localhost.key) for airflow.localhost and registry.localhost (subjectAltName).
+# (localhost.crt, localhost.key) for the host names of traefik/dynamic/routes.yml (subjectAltName).
 # An existing CA is kept, so clients that already trust it keep working; the server certificate is
 # issued anew on every run. DK_TLS_NEW_CA=1 replaces the CA too. DK_TLS_NAMES (space-separated)
 # changes the host names.
@@ -10,7 +10,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DIR="${1:-$HERE/certs}"
-NAMES="${DK_TLS_NAMES:-airflow.localhost registry.localhost}"
+NAMES="${DK_TLS_NAMES:-airflow.localhost registry.localhost docs.localhost prometheus.localhost}"
 CA_DAYS=3650
 # 397 days: the longest validity browsers accept for a server certificate.
 LEAF_DAYS=397

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from datakit_contract.result import RunResult
-from demo.seed_tpch import seed_tpch
 from tests.kit.databases import Database, Server, fresh_database
 from tests.kit.docker import docker_run, runner_image
-from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE, seed_tpch_into
 
 pytestmark = pytest.mark.contract
 
@@ -24,14 +23,7 @@ def warehouse(pg_servers: tuple[Server, Server]) -> Iterator[tuple[Database, Dat
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, target = next(source_gen), next(warehouse_gen)
-    seed_tpch(
-        host="127.0.0.1",
-        port=source_server.port,
-        dbname=source.name,
-        user=source_server.user,
-        password=source_server.password,
-        scale=0.01,
-    )
+    seed_tpch_into(source, 0.01)
     env = {**source.env("SOURCE"), **target.env("WAREHOUSE"), "DK_SOURCE__NAME": "erp"}
     loaded = docker_run(runner_image("postgres"), ["extract", "--all-tables"], env)
     assert loaded.returncode == 0, loaded.stderr

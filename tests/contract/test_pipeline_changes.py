@@ -11,11 +11,10 @@ import pytest
 
 from datakit_contract.result import RunResult
 from demo.change_batch import ChangeBatch, apply_change_batch
-from demo.seed_tpch import seed_tpch
 from tests.kit.databases import Database, Server, fresh_database
 from tests.kit.docker import docker_run, runner_image
 from tests.kit.paths import ROOT
-from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE, seed_tpch_into
 
 pytestmark = pytest.mark.contract
 
@@ -60,14 +59,7 @@ def runs(pg_servers: tuple[Server, Server]) -> Iterator[PipelineRuns]:
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, warehouse = next(source_gen), next(warehouse_gen)
-    seed_tpch(
-        host="127.0.0.1",
-        port=source_server.port,
-        dbname=source.name,
-        user=source_server.user,
-        password=source_server.password,
-        scale=0.01,
-    )
+    seed_tpch_into(source, 0.01)
     run_pipeline(source, warehouse)
     lines_before = row_versions(warehouse, "gold.fct_order_lines", "order_id, line_number")
     orders_before = row_versions(warehouse, "gold.fct_orders", "order_id")

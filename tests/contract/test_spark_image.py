@@ -62,6 +62,20 @@ def spark_run(
     )
 
 
+def spark_start(image: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`spark_run` in the background, for a test that acts while the run is under way."""
+    command = ["docker", "run", "--rm", "--network", "host"]
+    for variable in env:
+        command += ["-e", variable]
+    return subprocess.Popen(
+        [*command, image, *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def partition_logs(stderr: str) -> list[dict]:
     """The log records that report how a table's read was split."""
     records = [json.loads(line) for line in stderr.strip().splitlines()]
@@ -156,16 +170,7 @@ def test_partitions_read_the_exported_snapshot_not_later_commits(
     reads a state other than the exported one."""
     seed_orders(source_db, 10_000)
     env = {**runner_env, "DK_SPARK__PARTITIONS": "3"}
-    command = ["docker", "run", "--rm", "--network", "host"]
-    for variable in env:
-        command += ["-e", variable]
-    process = subprocess.Popen(
-        [*command, image, "extract", "--table", "orders"],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spark_start(image, ["extract", "--table", "orders"], env)
     while not source_db.execute(RUNNER_EXPORTED_SNAPSHOT)[0][0]:
         assert process.poll() is None, process.communicate()[1]
         time.sleep(0.05)
@@ -181,6 +186,49 @@ def test_partitions_read_the_exported_snapshot_not_later_commits(
         "from bronze_erp.orders"
     ) == [(10_000, 0)]
     assert RunResult.from_stdout(stdout).tables[0].rows_written == 10_000
+
+
+def test_a_cdc_table_loads_from_its_slots_snapshot_then_applies_the_changes(
+    image: str, runner_env: dict[str, str], source_db: Database, warehouse_db: Database
+) -> None:
+    """Mode cdc through Spark: the first load's partitions read the snapshot the new slot
+    exported, so changes committed while Spark starts are not in it; the next run applies them
+    from the stream (without starting Spark), exactly once."""
+    seed_orders(source_db, 10_000)
+    env = {**runner_env, "DK_SPARK__PARTITIONS": "3"}
+    cdc = ["extract", "--table", "orders", "--mode", "cdc", "--deletes", "mark"]
+    process = spark_start(image, cdc, env)
+    slot = (  # created and consistent: its snapshot is exported, later commits are the stream's
+        "select count(*) from pg_replication_slots where database = current_database() "
+        "and confirmed_flush_lsn is not null"
+    )
+    while not source_db.execute(slot)[0][0]:
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.05)
+    source_db.execute(
+        "insert into orders select g, 'late', 1, now() from generate_series(10001, 10100) g;"
+        "update orders set customer = 'changed' where id <= 100; delete from orders where id = 500"
+    )
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    assert RunResult.from_stdout(stdout).tables[0].rows_written == 10_000
+    assert len(partition_logs(stderr)) == 1  # the first load went through Spark
+    assert warehouse_db.execute(
+        "select count(*), count(*) filter (where customer in ('late', 'changed')) "
+        "from bronze_erp.orders"
+    ) == [(10_000, 0)]
+
+    applied = spark_run(image, cdc, env)
+    assert applied.returncode == 0, applied.stderr
+    captured = RunResult.from_stdout(applied.stdout).tables[0].captured
+    assert captured is not None
+    assert (captured.inserts, captured.updates, captured.deletes) == (100, 100, 1)
+    assert not partition_logs(applied.stderr)  # changes come from the stream, not Spark
+    columns = "id, customer, amount, updated_at"
+    live = "(select * from bronze_erp.orders where _dk_deleted_at is null) b"
+    assert table_md5(warehouse_db, live, columns, "id") == table_md5(
+        source_db, "orders", columns, "id"
+    )
 
 
 def test_types_and_escapes_survive_exactly(

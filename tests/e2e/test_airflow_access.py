@@ -1,9 +1,10 @@
 """Airflow access per tenant, through the REST API of a real Airflow with the FAB auth manager.
 
 The home is prepared by `stack.local_airflow` as `make up` prepares it, from the shipped tenant
-files (orchestration/tenants/acme.yaml and globex.yaml): users `admin`, `acme` and `globex`, roles
-`tenant_acme` and `tenant_globex`. supervisord runs the API server, scheduler, DAG processor and
-triggerer. Each user logs in at `/auth/token` and calls `/api/v2/…` with its JWT.
+files (orchestration/tenants/acme.yaml, globex.yaml and markets.yaml): users `admin`, `acme`,
+`globex` and `markets`, roles `tenant_acme`, `tenant_globex` and `tenant_markets`. supervisord
+runs the API server, scheduler, DAG processor and triggerer. Each user logs in at `/auth/token`
+and calls `/api/v2/…` with its JWT.
 
 Another tenant's DAG, runs, task instances and logs answer 403, never 404: the auth manager is
 asked before the route looks anything up, so a tenant cannot even tell which DAG ids exist (a DAG
@@ -43,7 +44,7 @@ pytestmark = [
     ),
 ]
 AIRFLOW_PORT = 28150  # below the ephemeral range, apart from `make up` and the other tests
-ACME, GLOBEX = "acme__elt", "globex__elt"
+ACME, GLOBEX, MARKETS = "acme__elt", "globex__elt", "markets__elt"
 GLOBEX_RUN = "made_by_admin"  # a globex run, so its ids exist when acme asks for them
 GLOBEX_TASK = plan_tenant(load_tenant(TENANTS / "globex.yaml")).tasks[0].task_id
 TASK_LOG_WAIT_S = 300
@@ -123,9 +124,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         supervisor.stop()
 
 
-def test_each_tenant_lists_only_its_own_dags_and_admin_lists_both(deployment: Deployment) -> None:
+def test_each_tenant_lists_only_its_own_dags_and_admin_lists_all(deployment: Deployment) -> None:
     api = deployment.api
-    assert _dag_ids(api["admin"].get("/api/v2/dags")) == {ACME, GLOBEX}
+    assert _dag_ids(api["admin"].get("/api/v2/dags")) == {ACME, GLOBEX, MARKETS}
     assert _dag_ids(api["acme"].get("/api/v2/dags")) == {ACME}
     assert _dag_ids(api["globex"].get("/api/v2/dags")) == {GLOBEX}
     assert api["acme"].get("/api/v2/dags").body["total_entries"] == 1
@@ -245,7 +246,7 @@ def test_granting_again_changes_nothing_and_no_password_leaves_its_file(
 ) -> None:
     airflow = deployment.airflow
     passwords = airflow.passwords()
-    assert set(passwords) == {"admin", "acme", "globex"}
+    assert set(passwords) == {"admin", "acme", "globex", "markets"}
     assert airflow.grant_access() == []
     assert airflow.passwords() == passwords
     assert stat.S_IMODE(os.stat(airflow.password_file).st_mode) == 0o600
@@ -275,7 +276,9 @@ def test_a_tenant_file_removed_takes_its_role_and_login_with_it(
     only_acme = dataclasses.replace(deployment.airflow, tenants=tmp_path)
     assert only_acme.grant_access() == [
         "role `tenant_globex`: deleted (its tenant file is gone)",
+        "role `tenant_markets`: deleted (its tenant file is gone)",
         "user `globex`: deactivated (no role left)",
+        "user `markets`: deactivated (no role left)",
     ]
     assert anonymous.call("POST", "/auth/token", login).status == 401
     assert "globex" not in only_acme.passwords()

@@ -20,13 +20,12 @@ import yaml
 from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.plan import TenantPlan, plan_tenant
 from demo.change_batch import ChangeBatch, apply_change_batch
-from demo.seed_tpch import seed_tpch
 from stack.local_airflow import DagRun, LocalAirflow
 from tests.kit.databases import Database, Server, fresh_database
 from tests.kit.docker import runner_image
 from tests.kit.paths import ROOT
 from tests.kit.tenants import init_test_roles, on_test_databases
-from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
+from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE, seed_tpch_into
 
 pytestmark = [
     pytest.mark.e2e,
@@ -66,14 +65,7 @@ def deployment(
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, warehouse = next(source_gen), next(warehouse_gen)
-    seed_tpch(
-        host="127.0.0.1",
-        port=source_server.port,
-        dbname=source.name,
-        user=source_server.user,
-        password=source_server.password,
-        scale=0.01,
-    )
+    seed_tpch_into(source, 0.01)
 
     root = tmp_path_factory.mktemp("airflow-e2e")
     tenants = root / "tenants"

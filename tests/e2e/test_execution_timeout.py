@@ -22,7 +22,6 @@ import yaml
 
 from datakit_orchestration.loader import load_tenant
 from datakit_orchestration.plan import TenantPlan, plan_tenant, runner_deadline
-from demo.seed_tpch import seed_tpch
 from stack.local_airflow import LocalAirflow
 from stack.supervisor import Supervisor, ensure_installed
 from tests.kit.databases import Database, Server, fresh_database
@@ -30,6 +29,7 @@ from tests.kit.docker import runner_image
 from tests.kit.notifications import Mailbox, smtp_server
 from tests.kit.paths import ROOT
 from tests.kit.tenants import init_test_roles, on_test_databases
+from tests.kit.tpch import seed_tpch_into
 
 pytestmark = [
     pytest.mark.e2e,
@@ -75,14 +75,7 @@ def scheduled(
     source_server, warehouse_server = pg_servers
     source_gen, warehouse_gen = fresh_database(source_server), fresh_database(warehouse_server)
     source, warehouse = next(source_gen), next(warehouse_gen)
-    seed_tpch(
-        host="127.0.0.1",
-        port=source_server.port,
-        dbname=source.name,
-        user=source_server.user,
-        password=source_server.password,
-        scale=0.01,
-    )
+    seed_tpch_into(source, 0.01)
     root = tmp_path_factory.mktemp("scheduled")
     tenants = root / "tenants"
     tenants.mkdir()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +27,7 @@ from demo.seed_tpch import seed_tpch
 from stack.local_airflow import DagRun, LocalAirflow
 from stack.supervisor import Supervisor, ensure_installed
 from tests.kit.databases import Database, Server, fresh_database
-from tests.kit.docker import runner_image
+from tests.kit.docker import runner_image, tenant_dbt_image
 from tests.kit.paths import TENANTS
 from tests.kit.tenants import init_test_roles, on_test_databases
 from tests.kit.tpch import GOLD_PRICING_SUMMARY, PRICING_SUMMARY_ON_SOURCE
@@ -90,13 +88,7 @@ def deployment(
     plans = {spec.tenant: plan_tenant(spec) for spec in specs}
     runner_image("postgres")
     runner_image("dbt")
-    built = subprocess.run(  # `make tenant-image TENANT=globex`, the shipped project
-        [sys.executable, "-m", "datakit_orchestration.tenant_image", "globex"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert built.returncode == 0, built.stderr[-4000:]
+    tenant_dbt_image("globex")  # `make tenant-image TENANT=globex`, the shipped project
     airflow = LocalAirflow(
         home=root / "home", tenants=tenants, dags=root / "dags", port=AIRFLOW_PORT, parallelism=6
     )

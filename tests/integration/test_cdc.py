@@ -178,11 +178,11 @@ def test_runs_killed_during_the_first_load_and_while_applying_leave_bronze_exact
     assert live_bronze(warehouse_db) == source_rows(orders)
 
 
-def test_a_login_without_replication_a_keyless_table_and_a_cursor_are_refused_with_the_fix(
+def test_no_replication_no_logical_decoding_no_key_or_a_cursor_are_refused_with_the_fix(
     orders: Database, warehouse_db: Database, runner: Runner
 ) -> None:
-    """The `wal_level` check is the same path (`PgCapture.check`); the test servers all run
-    `wal_level=logical`, so only the REPLICATION half is tried here."""
+    """And a source without logical decoding: the warehouse server runs the default
+    `wal_level=replica`, so a table there read as a cdc source shows that check."""
     role, password = f"t_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
     orders.execute(
         f"create role {role} login password '{password}'; grant select on orders to {role}"
@@ -193,6 +193,11 @@ def test_a_login_without_replication_a_keyless_table_and_a_cursor_are_refused_wi
         assert f"alter role {role} replication" in plain.stdout
     finally:
         orders.execute(f"drop owned by {role}; drop role {role}")
+    warehouse_db.execute("create table orders (id bigint primary key)")
+    replica = runner(*CDC, env=warehouse_db.env("SOURCE"))
+    assert replica.code == ExitCode.USAGE, replica.stderr[-2000:]
+    assert "wal_level" in replica.stdout and "wal_level = logical" in replica.stdout
+    warehouse_db.execute("drop table orders")
     orders.execute("create table events (at timestamptz, what text)")
     keyless = runner("extract", "--table", "events", "--mode", "cdc")
     assert keyless.code == ExitCode.JOB_FAILED
@@ -257,3 +262,44 @@ def test_two_runs_at_once_and_an_open_source_transaction_change_nothing_twice(
     captured = after.result.table("orders").captured
     assert captured is not None and (captured.inserts, captured.updates) == (1, 0)
     assert live_bronze(warehouse_db) == source_rows(orders)
+
+
+def test_a_relation_change_follows_the_drift_rules(
+    orders: Database, warehouse_db: Database, runner: Runner
+) -> None:
+    """A column added on the source reaches Bronze with the changes that carry it (rows that
+    did not change since keep NULL there, as in mode `incremental`); a widened type widens the
+    Bronze column; a narrowing one fails the run, naming the column, and applies nothing."""
+    assert runner(*CDC).code == 0
+    orders.execute(
+        """
+        update orders set amount = 1 where id = 1;                        -- before the change
+        alter table orders add column region text;
+        alter table orders alter column amount type numeric(20, 4);
+        update orders set region = 'eu', amount = 2.5 where id = 2;
+        insert into orders (id, customer, amount, region) values (60, 'new', 6.125, 'us');
+        """
+    )
+    changed = runner(*CDC)
+    assert changed.code == 0, changed.stderr[-3000:]
+    changes = " ".join(changed.result.table("orders").schema_changes)
+    assert "region" in changes and "amount" in changes, changes
+    columns = f"{COLUMNS}, region"
+    bronze = warehouse_db.execute(
+        f"select {columns} from bronze_erp.orders where _dk_deleted_at is null order by id"
+    )
+    assert bronze == orders.execute(f"select {columns} from orders order by id")
+    assert warehouse_db.execute(
+        "select numeric_precision, numeric_scale from information_schema.columns "
+        "where table_schema = 'bronze_erp' and table_name = 'orders' and column_name = 'amount'"
+    ) == [(20, 4)]
+
+    before = position(warehouse_db)
+    orders.execute(
+        "alter table orders alter column amount type text; update orders set amount = 'x' "
+        "where id = 3"
+    )
+    narrowed = runner(*CDC)
+    assert narrowed.code == ExitCode.JOB_FAILED
+    assert "amount" in narrowed.stdout
+    assert position(warehouse_db) == before

@@ -38,6 +38,7 @@ REGISTRY_PROJECT = f"dk-registry-{REGISTRY_ADDR.rpartition(':')[2]}"
 URL = f"http://127.0.0.1:{AIRFLOW_PORT}"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEMO_PASSWORDS = ("erp-demo-password", "warehouse-demo-password")
+TENANT_DAGS = {"acme__elt", "globex__elt", "markets__elt"}  # orchestration/tenants/*.yaml
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +133,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DK_DEMO_WAREHOUSE_PORT": str(WAREHOUSE_PORT),
         "DK_REGISTRY_ADDR": REGISTRY_ADDR,
         "DK_REGISTRY_DIR": str(state / "registry"),
+        # Prometheus, the metrics exporter, the dbt docs server and the market API, beside Airflow
+        "DK_STACK_PROMETHEUS_PORT": "27210",
+        "DK_STACK_METRICS_PORT": "27211",
+        "DK_STACK_DOCS_PORT": "27212",
+        "DK_STACK_MARKET_API_PORT": "27213",
     }
     stack = Stack(state, env, "")
     try:
@@ -181,10 +187,10 @@ def test_the_tenant_dags_are_listed_through_the_rest_api(stack: Stack) -> None:
     deadline = time.monotonic() + 180
     while True:
         dag_ids = {dag["dag_id"] for dag in _get("/api/v2/dags", token)["dags"]}
-        if {"acme__elt", "globex__elt"} <= dag_ids or time.monotonic() > deadline:
+        if dag_ids >= TENANT_DAGS or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert dag_ids == {"acme__elt", "globex__elt"}
+    assert dag_ids == TENANT_DAGS
     assert _get("/api/v2/importErrors", token)["import_errors"] == []
 
 
@@ -193,13 +199,17 @@ def test_the_pools_and_the_demo_tenant_variables_are_set(stack: Stack) -> None:
     pools = {pool["name"]: pool["slots"] for pool in _get("/api/v2/pools", token)["pools"]}
     assert {"acme__erp": 2, "globex__erp": 3}.items() <= pools.items()
     variables = {v["key"] for v in _get("/api/v2/variables", token)["variables"]}
-    assert variables == {  # both demo tenants' database passwords, their roles' included
+    assert variables == {  # the demo tenants' secrets, their roles' passwords included
         "datakit__acme__acme_erp__password",
         "datakit__acme__acme_warehouse_loader__password",
         "datakit__acme__acme_warehouse_transformer__password",
         "datakit__globex__globex_erp__db_password",
         "datakit__globex__globex_warehouse__loader_password",
         "datakit__globex__globex_warehouse__transformer_password",
+        "datakit__markets__markets_api__token",
+        "datakit__markets__markets_warehouse__loader_password",
+        "datakit__markets__markets_warehouse__transformer_password",
+        "datakit_openlineage_url",  # empty: lineage off unless DK_OPENLINEAGE_URL is set
     }
 
 

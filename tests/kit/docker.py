@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 from tests.kit.paths import ROOT
 
@@ -19,6 +20,17 @@ def runner_image(tech: str) -> str:
     if found.returncode != 0:
         subprocess.run([str(ROOT / "runners" / "build.sh"), tech], check=True)
     return image
+
+
+def tenant_dbt_image(tenant: str) -> None:
+    """`make tenant-image TENANT=<tenant>`: the tenant's own dbt image, from the shipped project."""
+    built = subprocess.run(
+        [sys.executable, "-m", "datakit_orchestration.tenant_image", tenant],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert built.returncode == 0, built.stderr[-4000:]
 
 
 def docker_run(

@@ -1,6 +1,24 @@
-"""TPC-H query 1 (pricing summary), on the source and on the Gold mart that must answer it alike."""
+"""TPC-H for the tests: a source database seeded with it, and query 1 (pricing summary) on the
+source and on the Gold mart that must answer it alike."""
 
 from __future__ import annotations
+
+from demo.seed_tpch import seed_tpch
+from tests.kit.databases import Database
+
+
+def seed_tpch_into(source: Database, scale: float) -> None:
+    """The TPC-H tables at `scale` in `source`, as the demo seeds its source."""
+    server = source.server
+    seed_tpch(
+        host="127.0.0.1",
+        port=server.port,
+        dbname=source.name,
+        user=server.user,
+        password=server.password,
+        scale=scale,
+    )
+
 
 PRICING_SUMMARY_ON_SOURCE = """
 select l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from datakit_contract import names
-from datakit_contract.problems import Problems, dotted
+from datakit_contract.problems import Loc, Problems, dotted
 from datakit_orchestration import spec
 from datakit_orchestration.spec import TenantSpec
 from datakit_orchestration.tenancy import conflicts
@@ -128,19 +128,22 @@ def describe_errors(exc: ValidationError) -> list[str]:
     """One line per problem: `path: what is wrong; how to fix it`."""
     lines = []
     for error in exc.errors():
-        loc = tuple(error["loc"])
+        loc, _, _ = _walk(tuple(error["loc"]))
         found = error.get("ctx", {}).get("error")
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            lines.append(_union_tag(loc, error))
+            continue
         if isinstance(found, Problems):
             lines += [f"{dotted(loc + p.loc)}: {p.message}" for p in found.problems]
         else:
-            lines.append(f"{dotted(loc) or '(top level)'}: {_explain(loc, error)}")
+            lines.append(f"{dotted(loc) or '(top level)'}: {_explain(error)}")
     return lines
 
 
-def _explain(loc: tuple[str | int, ...], error: Any) -> str:
+def _explain(error: Any) -> str:
     kind: str = error["type"]
+    loc, parent, field = _walk(tuple(error["loc"]))
     name = str(loc[-1]) if loc else ""
-    parent, field = _locate(loc)
     description = (field.description or "").rstrip(".") if field else ""
     if kind == "missing":
         return f"required field is missing; add `{name}:` ({description})"
@@ -177,6 +180,18 @@ def _explain(loc: tuple[str | int, ...], error: Any) -> str:
     return f"{message}{got}. Expected: {description}" if description else message + got
 
 
+def _union_tag(loc: Loc, error: Any) -> str:
+    """A discriminated union's tag (a source's `runner`) that is missing or names no member."""
+    ctx = error.get("ctx", {})
+    key = str(ctx.get("discriminator", "")).strip("'")
+    _, _, union = _walk(tuple(error["loc"]))
+    tags = [f"`{t}`" for t in _tagged_members(union.annotation if union else None)]
+    expected = " or ".join([", ".join(tags[:-1]), tags[-1]] if len(tags) > 1 else tags)
+    if error["type"] == "union_tag_not_found":
+        return f"{dotted((*loc, key))}: required field is missing; add `{key}:` ({expected})"
+    return f"{dotted((*loc, key))}: {_shown(ctx.get('tag'))} is not one of {expected}"
+
+
 def _shown(value: Any) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
@@ -188,19 +203,48 @@ def _is_secret(name: str) -> bool:
     return any(word in name.lower() for word in SECRET_WORDS)
 
 
-def _locate(loc: tuple[str | int, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model holding the field at `loc`, and that field (None when it is unknown)."""
+def _walk(loc: Loc) -> tuple[Loc, type[BaseModel] | None, FieldInfo | None]:
+    """`loc` without the tags pydantic puts in it at a discriminated union
+    (`sources[0].http.api` → `sources[0].api`), the model holding the field at `loc`, and that
+    field (None when it is unknown)."""
     model: type[BaseModel] | None = TenantSpec
     parent: type[BaseModel] | None = None
     field: FieldInfo | None = None
-    for part in loc:
+    members: dict[str, type[BaseModel]] = {}
+    shown: list[str | int] = []
+    for index, part in enumerate(loc):
         if isinstance(part, int):
+            shown.append(part)
             continue
+        if part in members:  # the tag of the member that validated this item
+            model, members = members[part], {}
+            continue
+        shown.append(part)
         if model is None or part not in _fields(model):
-            return model, None
+            shown += loc[index + 1 :]
+            return tuple(shown), model, None
         parent, field = model, _fields(model)[part]
         model = _model_in(field.annotation)
-    return parent, field
+        members = _tagged_members(field.annotation)
+    return tuple(shown), parent, field
+
+
+def _tagged_members(annotation: Any) -> dict[str, type[BaseModel]]:
+    """The members of a discriminated union in `annotation` (`list[Annotated[A | B,
+    Field(discriminator=…)]]`), by tag."""
+    args = get_args(annotation)
+    for arg in args:
+        if isinstance(arg, FieldInfo) and isinstance(arg.discriminator, str):
+            key = arg.discriminator
+            return {
+                tag: member
+                for member in get_args(args[0])
+                for tag in get_args(member.model_fields[key].annotation)
+            }
+        found = _tagged_members(arg)
+        if found:
+            return found
+    return {}
 
 
 def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:

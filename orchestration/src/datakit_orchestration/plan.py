@@ -20,12 +20,18 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from datakit_contract import env
+from datakit_contract import env, http
 from datakit_contract.exit_codes import RETRY_EXIT_CODES, SKIP_EXIT_CODES
 from datakit_contract.flags import extract_args
 from datakit_contract.names import bronze_schema, layer_schema, runner_image, tenant_dbt_image
 from datakit_orchestration import spec
-from datakit_orchestration.spec import SourceSpec, TableSpec, TenantSpec, WarehouseSpec
+from datakit_orchestration.spec import (
+    AnySource,
+    HttpSourceSpec,
+    TableSpec,
+    TenantSpec,
+    WarehouseSpec,
+)
 
 Group = Literal["bronze", "silver", "gold", "quality"]
 TriggerRule = Literal["all_success", "none_failed"]
@@ -241,26 +247,13 @@ def asset_uri(warehouse: WarehouseSpec, schema: str, table: str) -> str:
     return f"postgres://{warehouse.host}:{warehouse.port}/{warehouse.dbname}/{schema}/{table}"
 
 
-def pool_name(tenant: TenantSpec, source: SourceSpec) -> str:
+def pool_name(tenant: TenantSpec, source: AnySource) -> str:
     return f"{tenant.tenant}__{source.name}"
 
 
-def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> TaskPlan:
+def _extract_task(tenant: TenantSpec, source: AnySource, table: TableSpec) -> TaskPlan:
     execution = table.execution_timeout or source.execution_timeout or tenant.timeouts.execution
-    variables = (
-        _base_env(tenant, "loader")
-        | _deadline_env(execution)
-        | _connection_env(
-            env.SOURCE,
-            name=source.name,
-            host=source.host,
-            port=str(source.port),
-            dbname=source.dbname,
-            user=source.user,
-            schema=source.schema_,
-            sslmode=source.sslmode,
-        )
-    )
+    variables = _base_env(tenant, "loader") | _deadline_env(execution) | _source_env(source)
     bronze_at = bronze_schema(source.name, tenant.warehouse.schema_prefix)
     bronze = asset_uri(tenant.warehouse, bronze_at, table.bronze_name)
     return TaskPlan(
@@ -269,10 +262,7 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
         image=image(tenant, source.runner, source.runner_version),
         args=extract_args(table),
         env=dict(sorted(variables.items())),
-        secrets=(
-            _secret_env(env.env_name(env.SOURCE, "password"), source.password_secret),
-            _warehouse_password(tenant, "loader"),
-        ),
+        secrets=(*_source_secrets(source), _warehouse_password(tenant, "loader")),
         resources=_resources(tenant.resources.merged(table.resources)),
         retries=tenant.retries.count,
         retry_delay_seconds=tenant.retries.delay_seconds,
@@ -281,6 +271,59 @@ def _extract_task(tenant: TenantSpec, source: SourceSpec, table: TableSpec) -> T
         pool=pool_name(tenant, source),
         outlets=(bronze,),
     )
+
+
+def _source_env(source: AnySource) -> dict[str, str]:
+    """Where the source is and how to read it, as the runner's `DK_SOURCE__…` variables."""
+    if isinstance(source, HttpSourceSpec):
+        return _api_env(source)
+    return _connection_env(
+        env.SOURCE,
+        name=source.name,
+        host=source.host,
+        port=str(source.port),
+        dbname=source.dbname,
+        user=source.user,
+        schema=source.schema_,
+        sslmode=source.sslmode,
+    )
+
+
+def _api_env(source: HttpSourceSpec) -> dict[str, str]:
+    """An API's settings the spec sets (the runner's defaults stand for the others), its auth
+    parameters, and every resource as one JSON variable, `DK_SOURCE__RESOURCES`: a child
+    resource's task needs its parent's definition too, and one variable is rendered alike by
+    Docker and Kubernetes, with no file to mount. The runner parses a value that starts with
+    `[` or `{` as JSON."""
+    api = source.api.model_dump(mode="json", exclude_defaults=True, exclude={"auth"})
+    auth = source.api.auth.model_dump(mode="json", exclude_defaults=True, exclude={"secret"})
+    resources = [
+        r.runner_settings().model_dump(mode="json", exclude_defaults=True) for r in source.resources
+    ]
+    variables = {env.env_name(env.SOURCE, "name"): source.name}
+    variables |= {env.env_name(env.SOURCE, k): _env_value(v) for k, v in api.items()}
+    variables |= {env.env_name(env.SOURCE, "auth", k): _env_value(v) for k, v in auth.items()}
+    variables[env.env_name(env.SOURCE, "resources")] = _env_value(resources)
+    return variables
+
+
+def _env_value(value: object) -> str:
+    """JSON for lists and mappings, keys in the spec's order (a resource's `columns` order is
+    its Bronze table's); text for the rest."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _source_secrets(source: AnySource) -> tuple[SecretEnv, ...]:
+    """The source's secret: a database's password, or the one secret of an API's auth kind."""
+    if not isinstance(source, HttpSourceSpec):
+        return (_secret_env(env.env_name(env.SOURCE, "password"), source.password_secret),)
+    field = http.AUTH_SECRET_FIELD[source.api.auth.kind]
+    secret = source.api.auth.secret
+    if field is None or secret is None:  # the spec requires both or neither
+        return ()
+    return (_secret_env(env.env_name(env.SOURCE, "auth", field), secret),)
 
 
 def _dbt_task(
@@ -341,7 +384,7 @@ def _base_env(tenant: TenantSpec, login: Login) -> dict[str, str]:
     """What every runner of the tenant needs: who it runs for, which schemas are the tenant's,
     where the warehouse is and which of the tenant's roles it logs in as."""
     warehouse = tenant.warehouse
-    return {
+    return lineage_env() | {
         env.LOG_FORMAT: "json",
         env.TENANT: tenant.tenant,
         env.TENANT_SCHEMA_PREFIX: warehouse.schema_prefix,
@@ -353,6 +396,34 @@ def _base_env(tenant: TenantSpec, login: Login) -> dict[str, str]:
             dbname=warehouse.dbname,
             user=warehouse.login(login).user,
             sslmode=warehouse.sslmode,
+        ),
+    }
+
+
+OPENLINEAGE_URL_VARIABLE = "datakit_openlineage_url"
+_PROVIDER = "macros.OpenLineageProviderPlugin"
+
+
+def lineage_env() -> dict[str, str]:
+    """Where a runner sends its OpenLineage events, and the Airflow task that is its parent run,
+    rendered by the operator when the task starts (both operators template their environment).
+
+    The parent comes from the OpenLineage provider's macros, so the runner's events and the
+    provider's own for the task share its run id; without the provider (or with it disabled) the
+    macros do not exist and the values render empty: the runner names no parent. The URL is the
+    deployment's Airflow Variable `datakit_openlineage_url`, empty (lineage off) when unset."""
+
+    def from_provider(macro: str) -> str:
+        return (
+            f"{{{{ {_PROVIDER}.{macro} if macros is defined and {_PROVIDER} is defined else '' }}}}"
+        )
+
+    return {
+        env.LINEAGE_PARENT_NAMESPACE: from_provider("lineage_job_namespace()"),
+        env.LINEAGE_PARENT_JOB_NAME: from_provider("lineage_job_name(task_instance)"),
+        env.LINEAGE_PARENT_RUN_ID: from_provider("lineage_run_id(task_instance)"),
+        env.OPENLINEAGE_URL: (
+            f"{{{{ var.value.get('{OPENLINEAGE_URL_VARIABLE}', '') if var is defined else '' }}}}"
         ),
     }
 
@@ -392,7 +463,7 @@ def _resources(resources: spec.Resources) -> Resources:
     )
 
 
-def _pool(tenant: TenantSpec, source: SourceSpec) -> Pool:
+def _pool(tenant: TenantSpec, source: AnySource) -> Pool:
     return Pool(
         name=pool_name(tenant, source),
         slots=source.max_parallel,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -24,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from datakit_contract import tables
+from datakit_contract import http, tables
 from datakit_contract.names import (
     NAME_PATTERN,
     SCHEMA_PREFIX_PATTERN,
@@ -335,20 +336,43 @@ class TableSpec(tables.TableSpec):
     execution_timeout: str | None = _duration(
         None, "Execution timeout of this table's task (`45m`), replacing its source's."
     )
+    stale_after: str | None = _duration(
+        None, "Freshness threshold of this table (`6h`), replacing its source's."
+    )
 
 
-class SourceSpec(BaseModel):
-    """A source database, read by one runner image into schema `bronze_<name>`."""
+class SourceCommon(BaseModel):
+    """What every source says, whatever reads it: its name, runner version, parallelism and
+    timeouts. Its `runner` (a database runner, or `http`) decides the rest."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    TABLES_FIELD: ClassVar[str] = "tables"  # the field whose entries become extract tasks
 
     name: str = Field(
         pattern=NAME_PATTERN, description="Source name; its tables land in `bronze_<name>`."
     )
-    runner: RunnerType = Field(description="Runner image that reads it: `etl/<runner>-runner`.")
     runner_version: str = Field(
         pattern=SEMVER_PATTERN, description="Pinned runner image version, e.g. `0.1.0`."
     )
+    max_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Tables read at the same time: the slots of the Airflow pool "
+        "`<tenant>__<source>`, which keeps the source from being overloaded.",
+    )
+    execution_timeout: str | None = _duration(
+        None, "Execution timeout of this source's tasks (`1h`), replacing the tenant's."
+    )
+    stale_after: str | None = _duration(
+        None, "Freshness threshold of this source's tables (`12h`), replacing the tenant's."
+    )
+
+
+class SourceSpec(SourceCommon):
+    """A source database, read by one runner image into schema `bronze_<name>`."""
+
+    runner: RunnerType = Field(description="Runner image that reads it: `etl/<runner>-runner`.")
     host: str = Field(min_length=1, description="Host name or IP address of the source.")
     port: int = Field(ge=1, le=65535, description="TCP port of the source.")
     dbname: str = Field(min_length=1, description="Source database name.")
@@ -366,17 +390,7 @@ class SourceSpec(BaseModel):
     sslmode: SslMode | None = Field(
         default=None, description="libpq sslmode; the runner's default when unset."
     )
-    max_parallel: int = Field(
-        default=2,
-        ge=1,
-        le=64,
-        description="Tables read at the same time: the slots of the Airflow pool "
-        "`<tenant>__<source>`, which keeps the source from being overloaded.",
-    )
     tables: list[TableSpec] = Field(min_length=1, description="Tables to load into Bronze.")
-    execution_timeout: str | None = _duration(
-        None, "Execution timeout of this source's tasks (`1h`), replacing the tenant's."
-    )
 
     @model_validator(mode="after")
     def _unique_tables(self) -> SourceSpec:
@@ -395,6 +409,107 @@ class SourceSpec(BaseModel):
         if problems:
             raise Problems(problems)
         return self
+
+
+class HttpAuthSpec(http.AuthParameters):
+    """How the runner authenticates to the API: the contract's parameters, and where the one
+    secret of its `kind` is kept (the token, password, key or client secret)."""
+
+    secret: SecretRef | None = Field(
+        default=None,
+        description="Where the secret of `kind` is kept: `bearer` its token, `basic` the "
+        "password, `api_key` the key, `oauth2_client_credentials` the client secret. It reaches "
+        "the runner as `DK_SOURCE__AUTH__<FIELD>` and is never written here.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> HttpAuthSpec:
+        problems = [
+            Problem((field,), f"auth kind `{self.kind}` needs `{field}`")
+            for field in self.missing(secret_set=True)
+        ]
+        field = http.AUTH_SECRET_FIELD[self.kind]
+        if field is not None and self.secret is None:
+            problems.append(
+                Problem(
+                    ("secret",),
+                    f"auth kind `{self.kind}` needs its {field} from a secret; name it, e.g. "
+                    "`secret: {name: acme-api, key: " + field + "}`",
+                )
+            )
+        if field is None and self.secret is not None:
+            problems.append(
+                Problem(
+                    ("secret",), "auth kind `none` sends no secret; drop `secret` or set `kind`"
+                )
+            )
+        if problems:
+            raise Problems(problems)
+        return self
+
+
+class HttpApiSpec(http.ApiSettings):
+    """Where the API is, how politely to call it (the runner contract's `ApiSettings`), and how
+    to authenticate."""
+
+    auth: HttpAuthSpec = Field(default_factory=HttpAuthSpec, description="Authentication.")
+
+
+class HttpResourceSpec(http.ResourceSettings):
+    """One endpoint (the runner contract's `ResourceSettings`) and how it loads into Bronze."""
+
+    load: tables.TableSettings = Field(
+        default_factory=tables.TableSettings,
+        description="How its records land in Bronze: `mode`, `cursor` (a record field), "
+        "`strategy`, `deletes`, as for a table; the merge key defaults to `primary_key`.",
+    )
+
+    def table(self) -> TableSpec:
+        """The resource as the table its extract task loads."""
+        return TableSpec(name=self.name, **self.load.model_dump(exclude_unset=True))
+
+    def runner_settings(self) -> http.ResourceSettings:
+        """What the runner reads about the resource (`DK_SOURCE__RESOURCES`)."""
+        return http.ResourceSettings.model_validate(
+            self.model_dump(include=set(http.ResourceSettings.model_fields))
+        )
+
+
+class HttpSourceSpec(SourceCommon):
+    """An HTTP API, read by the HTTP runner into schema `bronze_<name>`: each resource a table."""
+
+    TABLES_FIELD: ClassVar[str] = "resources"
+
+    runner: Literal["http"] = Field(description="The HTTP runner: `etl/http-runner`.")
+    api: HttpApiSpec = Field(description="The API: base URL, auth, rate limit and retries.")
+    resources: list[HttpResourceSpec] = Field(
+        min_length=1, description="The endpoints to load into Bronze, one table each."
+    )
+
+    @model_validator(mode="after")
+    def _resources_agree(self) -> HttpSourceSpec:
+        problems = http.resource_problems(list(self.resources))
+        if problems:
+            raise Problems([Problem(("resources", *p.loc), p.message) for p in problems])
+        return self
+
+    @property
+    def tables(self) -> list[TableSpec]:
+        """Each resource as the table its extract task loads."""
+        return [resource.table() for resource in self.resources]
+
+    @property
+    def host(self) -> str:
+        """The API's host, for the namespace's egress allow-list."""
+        return urlsplit(self.api.base_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.api.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+AnySource = SourceSpec | HttpSourceSpec
 
 
 class DbtSpec(BaseModel):
@@ -493,6 +608,20 @@ class Timeouts(BaseModel):
     pod_startup: str = _duration(
         "5m",
         "Kubernetes: longest a runner pod may stay pending (scheduling, image pull).",
+    )
+
+
+class Freshness(BaseModel):
+    """How fresh Bronze must stay. The metrics exporter publishes each table's threshold
+    (`datakit_table_freshness_threshold_seconds`), and the alert `DatakitTableStale` fires when a
+    table's last successful load is older. Sources and tables may override it (`stale_after`)."""
+
+    model_config = _FROZEN
+
+    stale_after: str = _duration(
+        "26h",
+        "Longest a table may go without a successful load: a daily schedule and two hours' "
+        "slack by default.",
     )
 
 
@@ -657,7 +786,11 @@ class TenantSpec(BaseModel):
         description="Registry the runner images come from: `<registry>/etl/<tech>-runner:<ver>`.",
     )
     warehouse: WarehouseSpec = Field(description="The tenant's PostgreSQL warehouse.")
-    sources: list[SourceSpec] = Field(min_length=1, description="Source databases to load.")
+    sources: list[Annotated[AnySource, Field(discriminator="runner")]] = Field(
+        min_length=1,
+        description="Sources to load: databases (`runner: postgres|sqlserver|spark`) or HTTP "
+        "APIs (`runner: http`).",
+    )
     dbt: DbtSpec = Field(description="The Silver and Gold build.")
     resources: Resources = Field(
         default_factory=Resources, description="Default resources of every runner task."
@@ -666,12 +799,19 @@ class TenantSpec(BaseModel):
     timeouts: Timeouts = Field(
         default_factory=Timeouts, description="Execution, stall and pod startup timeouts."
     )
+    freshness: Freshness = Field(
+        default_factory=Freshness, description="Freshness thresholds of the Bronze tables."
+    )
     notifications: Notifications = Field(
         default_factory=Notifications, description="Failure and success notifications."
     )
     kubernetes: KubernetesSpec = Field(
         default_factory=KubernetesSpec, description="Production (Kubernetes) placement."
     )
+
+    def stale_after_seconds(self, source: AnySource, table: TableSpec) -> int:
+        """The table's freshness threshold: its own, else its source's, else the tenant's."""
+        return seconds(table.stale_after or source.stale_after or self.freshness.stale_after)
 
     @property
     def namespace(self) -> str:
@@ -716,7 +856,7 @@ class TenantSpec(BaseModel):
                 if other != here:
                     problems.append(
                         Problem(
-                            ("sources", s_index, "tables", t_index, "name"),
+                            ("sources", s_index, source.TABLES_FIELD, t_index, "name"),
                             f"task id `{task_id}` would also be the task of `{other}`; "
                             "rename one of the sources",
                         )

@@ -81,8 +81,8 @@ def init_statements(
     for schema in schemas.transformed:
         statements += _owned_schema(schema, transformer)
     for schema in schemas.bronze:
-        statements += _readable(schema, owner=loader, reader=transformer)
-    statements += _readable(schemas.gold, owner=transformer, reader=reader)
+        statements += readable_by(schema, owner=loader, reader=transformer)
+    statements += readable_by(schemas.gold, owner=transformer, reader=reader)
     return statements
 
 
@@ -199,7 +199,7 @@ def _owned_schema(schema: str, owner: str) -> list[sql.Composed]:
     ]
 
 
-def _readable(schema: str, *, owner: str, reader: str) -> list[sql.Composed]:
+def readable_by(schema: str, *, owner: str, reader: str) -> list[sql.Composed]:
     """`reader` may read every table `owner` has or will create in `schema`, and change none."""
     ident, by, to = sql.Identifier(schema), sql.Identifier(owner), sql.Identifier(reader)
     return [

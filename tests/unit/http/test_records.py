@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from datakit_core.schema import Column
 from datakit_http.records import (
     RECORD_COLUMN,
     copy_line,
+    copy_lines,
     infer_columns,
     parse_body,
     records_of,
@@ -85,3 +87,28 @@ def test_infer_columns_types_top_level_fields() -> None:
         Column("late", "text"),
         Column(RECORD_COLUMN, "jsonb"),
     )
+
+
+def test_strings_that_look_like_marked_numbers_stay_strings() -> None:
+    # `to_json` writes decimals through the C encoder as marked strings and unquotes them after;
+    # text holding the mark itself must come back as the same text, not as a number.
+    body = rb'{"n": 1.50, "s": "\u00002.5\u0000", "t": ["x\"\u00003\u0000", 4.0], "u": "\u0000"}'
+    parsed = parse_body(body, "http://api/x")
+    text = to_json(parsed)
+    assert text == (r'{"n":1.50,"s":"\u00002.5\u0000","t":["x\"\u00003\u0000",4.0],"u":"\u0000"}')
+    assert json.loads(text, parse_float=Decimal) == parsed
+
+
+def test_copy_lines_match_copy_line_for_every_record() -> None:
+    records: list[dict[str, Any]] = [
+        {"id": 1, "ok": True, "price": Decimal("0.10"), "tags": ["a", Decimal("1E+3")]},
+        {"id": 2, "ok": False, "price": None, "note": "a\\b\tc"},
+    ]
+    columns = (*infer_columns(records)[:-1], Column(RECORD_COLUMN, "jsonb"))
+    lines = list(copy_lines(records, columns))
+    assert lines == [copy_line(record, columns) for record in records]
+    assert (
+        lines[0]
+        == '1\ttrue\t0.10\t["a",1E+3]\t\\N\t{"id":1,"ok":true,"price":0.10,"tags":["a",1E+3]}\n'
+    )
+    assert lines[1].split("\t")[:5] == ["2", "false", "\\N", "\\N", "a\\\\b\\tc"]

@@ -159,7 +159,8 @@ def test_pools_are_exported_for_airflow_pools_import() -> None:
 def test_dag_folder_loads_without_import_errors(runtime: str | None, operator: str) -> None:
     bag = dagbag(DAGS, runtime)
     assert bag["import_errors"] == {}
-    assert sorted(bag["dags"]) == ["acme__elt", "globex__elt"]
+    assert sorted(bag["dags"]) == ["acme__elt", "globex__elt", "markets__elt"]
+    assert set(bag["dags"]["markets__elt"].values()) == {operator}  # the HTTP runner's tasks
     acme_tasks = bag["dags"]["acme__elt"]
     assert sorted(acme_tasks) == sorted(
         [*ACME_EXTRACTS, "dbt_build__silver", "dbt_run__gold", "dbt_test__gold"]

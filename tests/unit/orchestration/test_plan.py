@@ -26,6 +26,7 @@ from datakit_orchestration.plan import (
     TaskPlan,
     TenantPlan,
     Webhook,
+    lineage_env,
     plan_tenant,
 )
 from datakit_orchestration.spec import TenantSpec
@@ -112,6 +113,7 @@ def test_acme_extract_task_is_exactly_the_runner_invocation(acme: TenantPlan) ->
             "DK_SOURCE__USER": "erp",
             **LOADER_ENV,
             **BOUNDS_ENV,
+            **lineage_env(),  # the launching task as OpenLineage parent, rendered by Airflow
         },
         secrets=(
             SecretEnv("DK_SOURCE__PASSWORD", SecretRef("acme-erp", "password")),
@@ -196,6 +198,7 @@ def test_acme_dbt_steps_run_the_dbt_image_with_the_warehouse_only(
         "DK_DBT_THREADS": "4",
         **TRANSFORMER_ENV,
         **BOUNDS_ENV,
+        **lineage_env(),
         # Silver leaves the tests that also read a Gold model to the quality gate.
         **({"DBT_INDIRECT_SELECTION": "cautious"} if step == "dbt_build__silver" else {}),
     }
@@ -404,7 +407,7 @@ def test_the_runners_accept_the_planned_args_and_env(tenant: str) -> None:
             ]
             assert task.task_id == f"extract__{config.source.name}_{table.bronze_name}"
             assert table == TableSpec.model_validate(
-                planned.model_dump(exclude={"resources", "execution_timeout"})
+                planned.model_dump(exclude={"resources", "execution_timeout", "stale_after"})
             )
             assert config.source.password is not None
         if isinstance(config, DbtRunnerConfig):

@@ -29,7 +29,7 @@ def problems_of(tmp_path: Path, data: dict[str, Any], name: str | None = None) -
 def test_committed_tenants_load() -> None:
     specs, errors = load_tenants(TENANTS)
     assert errors == []
-    assert [s.tenant for s in specs] == ["acme", "globex"]
+    assert [s.tenant for s in specs] == ["acme", "globex", "markets"]
     for path in TENANTS.glob("*.yaml"):
         assert path.read_text().startswith(
             "# yaml-language-server: $schema=../tenant.schema.json\n"
@@ -119,7 +119,7 @@ def test_table_problem_is_reported_at_its_path_with_a_fix(
         (
             lambda d: d["sources"][0].update(runner="oracle"),
             "sources[0].runner",
-            "'postgres', 'sqlserver' or 'spark' (got `oracle`)",
+            "`oracle` is not one of `postgres`, `sqlserver`, `spark` or `http`",
         ),
         (
             lambda d: d["sources"].append(dict(d["sources"][0])),

@@ -165,7 +165,7 @@ def test_an_unknown_tenant_lists_the_known_ones() -> None:
 
 
 def test_all_builds_the_tenants_with_a_project_of_their_own() -> None:
-    assert own_project_tenants(TENANTS) == ["globex"]
+    assert own_project_tenants(TENANTS) == ["globex", "markets"]
 
 
 def test_the_failed_steps_own_lines_are_the_error_with_checkout_paths() -> None:

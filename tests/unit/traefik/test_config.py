@@ -17,6 +17,8 @@ TRAEFIK = ROOT / "traefik"
 ROUTES = {
     "airflow.localhost": "http://127.0.0.1:8080",
     "registry.localhost": "http://127.0.0.1:5000",
+    "docs.localhost": "http://127.0.0.1:8089",  # make up's dbt docs server
+    "prometheus.localhost": "http://127.0.0.1:9090",  # make up's Prometheus
 }
 
 

@@ -21,6 +21,15 @@ STALL_TIMEOUT = "DK_STALL_TIMEOUT_S"  # seconds a database may stay silent befor
 EXECUTION_TIMEOUT = "DK_EXECUTION_TIMEOUT_S"  # seconds the whole command may take before exit 3
 IMAGE_VERSION = "DATAKIT_IMAGE_VERSION"  # set by each image build; what `version` reports
 
+# OpenLineage (datakit_core.lineage). The client's own variables choose the transport (off when
+# none is set); the orchestration plan fills the parent's three from Airflow's OpenLineage macros.
+OPENLINEAGE_URL = "OPENLINEAGE_URL"  # HTTP transport to `<url>/api/v1/lineage`; empty: off
+OPENLINEAGE_NAMESPACE = "OPENLINEAGE_NAMESPACE"  # namespace of the runner's jobs
+LINEAGE_TIMEOUT = "DK_LINEAGE_TIMEOUT_S"  # seconds one HTTP event may take before it is dropped
+LINEAGE_PARENT_NAMESPACE = "DK_LINEAGE_PARENT_NAMESPACE"  # the launching task's job namespace
+LINEAGE_PARENT_JOB_NAME = "DK_LINEAGE_PARENT_JOB_NAME"  # `<dag_id>.<task_id>`
+LINEAGE_PARENT_RUN_ID = "DK_LINEAGE_PARENT_RUN_ID"  # the task's OpenLineage run id (a UUID)
+
 SOURCE = "source"
 WAREHOUSE = "warehouse"
 

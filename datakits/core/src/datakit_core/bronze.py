@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -91,6 +91,11 @@ class Source(Protocol):
     def describe(self, table: str) -> SourceTable:
         """Columns typed as they land in Bronze, and the key; `SourceTableNotFound` if absent."""
 
+    def lineage_dataset(self, table: SourceTable) -> tuple[str, str]:
+        """The table's OpenLineage namespace and name, as the naming spec gives them for the
+        technology (`postgres://host:port`, `db.schema.table`); by default the source's name."""
+        return f"datakit://{self.name}", table.qualified
+
     def max_cursor(self, table: SourceTable, rows: RowRange) -> str | None:
         """The largest cursor value in `rows`, as text; `None` when there is none."""
 
@@ -117,6 +122,10 @@ class RunContext:
     ddl_lock_timeout_s: float = 10.0
     ddl_lock_attempts: int = 6
     schema_prefix: str = ""  # the tenant's: Bronze in `<prefix>bronze_<source>`
+    # Each table's plan as `load_table` made it, in order, and the progress of its copy (rows
+    # and COPY bytes, by Bronze table): what the run's lineage reports.
+    plans: list[TablePlan] = field(default_factory=list, compare=False)
+    copies: dict[str, Progress] = field(default_factory=dict, compare=False)
 
     def key(self, source: str, spec: TableSpec) -> state.TableKey:
         return state.TableKey(self.tenant, source, spec.bronze_name, self.schema_prefix)
@@ -230,6 +239,7 @@ def load_table(
                 # and `deletes: mark` would take them for deleted.
                 with source.snapshot(start.snapshot if start else None):
                     plan = make_plan(warehouse, source, spec, key)
+                    ctx.plans.append(plan)
                     result = _execute(warehouse, source, plan, stamp, ctx, Stream(capture, start))
                 result.duration_s = round(time.monotonic() - clock, 3)
                 if plan.cursor and result.status == "succeeded":
@@ -318,6 +328,10 @@ def _execute(
         _index_merge_target(warehouse, plan)
     elif spec.mode in (LoadMode.FULL_REFRESH, LoadMode.CDC):
         result.rows_read = _full_refresh(warehouse, plan, _rows(source, plan, ctx), stamp, ctx)
+        if spec.mode is LoadMode.CDC:
+            # Every later run applies changes by key: the first load, which moves everything
+            # anyway, builds the key index, not the first small change.
+            _index_merge_target(warehouse, plan)
     elif spec.strategy is Strategy.MERGE:
         rows = _rows(source, plan, ctx)
         result.rows_read, result.rows_replaced = _merge(warehouse, plan, rows, stamp, ctx)
@@ -355,9 +369,11 @@ class Rows:
 def _rows(source: Source, plan: TablePlan, ctx: RunContext) -> Rows:
     """The rows this run copies."""
     expected = source.estimate_rows(plan.source, plan.rows) if plan.rows.bounded else None
+    progress = Progress(plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log)
+    ctx.copies[plan.target] = progress
     return Rows(
         blocks=source.copy_blocks(plan.source, plan.schema_plan.columns, plan.rows),
-        progress=Progress(plan.spec.name, total_rows=expected or plan.source.row_estimate, log=log),
+        progress=progress,
         format=source.copy_format,
         stall_timeout_s=ctx.stall_timeout_s,
         source=plan.source.qualified,
@@ -586,6 +602,9 @@ def _write_rows(
     with warehouse.cursor().copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+    # Without statistics a temporary table looks big to the planner, which then joins it to
+    # Bronze by scanning all of Bronze rather than through the key index.
+    warehouse.execute(sql.SQL("analyze {}").format(_ident(table)))
 
 
 def _remove(

@@ -108,8 +108,7 @@ def _invoke(app: click.Group, info: RunnerInfo, args: list[str] | None) -> int:
     try:
         returned = app.main(args=args, prog_name=info.name, standalone_mode=False, obj=invocation)
         if isinstance(returned, RunResult):
-            emit(returned, invocation.stdout)
-            return returned.exit_code
+            return _end(invocation, returned)
         return int(returned or 0)
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -129,8 +128,15 @@ def _invoke(app: click.Group, info: RunnerInfo, args: list[str] | None) -> int:
 
 
 def _fail(invocation: Invocation, status: Status, message: str, kind: str) -> int:
-    result = invocation.result(status=status, error=ErrorInfo(type=kind, message=message))
+    return _end(
+        invocation, invocation.result(status=status, error=ErrorInfo(type=kind, message=message))
+    )
+
+
+def _end(invocation: Invocation, result: RunResult) -> int:
+    """The run's end: its RunResult on stdout (and as the XCom), its lineage's last event."""
     emit(result, invocation.stdout)
+    invocation.lineage.finish(result)
     return result.exit_code
 
 

@@ -22,6 +22,7 @@ from datakit_contract.result import (
     TableResult,
     status_of,
 )
+from datakit_core.lineage import Lineage
 from datakit_core.result import peak_rss_bytes
 
 
@@ -50,6 +51,11 @@ class Invocation:
     # The process's stdout when the run began: where its RunResult goes, even from a thread while
     # a tool (dbt) has stdout redirected to stderr.
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    # The run's OpenLineage events: commands report their datasets, the CLI sends the end.
+    lineage: Lineage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lineage = Lineage(self.info.name, self.info.version, self.run_id)
 
     def result(
         self,

@@ -21,15 +21,16 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from datakit_contract.result import RunResult
+from datakit_contract.result import RunResult, TableResult
 from datakit_contract.tables import LoadMode, TableSpec
-from datakit_core import state
+from datakit_core import lineage, state
 from datakit_core.bronze import RunContext, Source, TablePlan, load_table, make_plan
 from datakit_core.capture import Capture
 from datakit_core.config import ExtractConfig, StateConfig
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, missing_privilege
 from datakit_core.invocation import Invocation
+from datakit_core.schema import METADATA_COLUMNS, Column
 from datakit_core.watchdog import running
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,38 @@ def run_extract(config: ExtractConfig, open_source: OpenSource, inv: Invocation)
         open_warehouse(config, inv) as warehouse,
     ):
         tables = select_tables(config, source)
+        inv.lineage.start(inv.command)
         state.ensure_state_schema(warehouse, config.tenant_schema_prefix)
         results = [load_table(warehouse, source, spec, ctx) for spec in tables]
+        inv.lineage.record(*bronze_lineage(config, source, ctx, results))
     return inv.result(tables=results)
+
+
+def bronze_lineage(
+    config: ExtractConfig, source: Source, ctx: RunContext, results: list[TableResult]
+) -> tuple[list[lineage.Dataset], list[lineage.Output]]:
+    """What a run read and wrote, as lineage: each source table, and its Bronze table as an
+    identity copy of it (the loader's `_dk_…` columns come from no source column) with the rows
+    written and the bytes of the COPY stream that wrote them."""
+    written = {result.target: result.rows_written for result in results}
+    namespace = lineage.postgres_namespace(config.warehouse.host, config.warehouse.port)
+    inputs, outputs = [], []
+    for plan in ctx.plans:
+        source_namespace, source_name = source.lineage_dataset(plan.source)
+        read = lineage.Dataset(source_namespace, source_name, plan.source.columns)
+        bronze = lineage.Dataset(
+            namespace,
+            f"{config.warehouse.dbname}.{plan.target}",
+            (
+                *plan.schema_plan.columns,
+                *(Column(name, ddl.split()[0]) for name, (ddl, _) in METADATA_COLUMNS.items()),
+            ),
+        )
+        inputs.append(read)
+        copy = ctx.copies.get(plan.target)
+        size = copy.bytes if copy is not None and written.get(plan.target) else None
+        outputs.append(lineage.identity_copy(read, bronze, written.get(plan.target), size))
+    return inputs, outputs
 
 
 def show_state(config: StateConfig, inv: Invocation, table: str | None = None) -> RunResult:

@@ -35,6 +35,7 @@ Examples:
   dbt-runner build --select staging.erp+ --exclude tag:slow
   dbt-runner run --select fct_order_lines --full-refresh
   dbt-runner build --test-scope changed
+  dbt-runner docs --output-dir /out
 
 \b
 The warehouse comes from DK_WAREHOUSE__HOST/PORT/DBNAME/USER/PASSWORD (or PASSWORD_FILE).
@@ -79,7 +80,7 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
             vars=options["vars"],
             full_refresh=bool(options.get("full_refresh")),
         )
-        return run_command(config, dbt_args, selection, inv)
+        return run_command(config, dbt_args, selection, inv, options.get("output_dir"))
 
     if full_refresh:
         command = click.option("--full-refresh", is_flag=True, help="Rebuild incremental models.")(
@@ -91,6 +92,14 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
             type=click.Choice(["all", "changed"]),
             help="Test every row (all), or in models with `built_at` only the rows this build "
             "wrote (changed) [DK_TEST_SCOPE].",
+        )(command)
+    if name == "docs":
+        command = click.option(
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="DK_DOCS_OUTPUT_DIR",
+            help="Also write the site (index.html, manifest.json, catalog.json) here, e.g. a "
+            "mounted volume a web server serves [DK_DOCS_OUTPUT_DIR].",
         )(command)
     return app.command(name=name, help=f"dbt {' '.join(dbt_args)}, with a RunResult.")(command)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import tempfile
 from contextlib import redirect_stdout
@@ -21,10 +22,12 @@ from datakit_contract.result import ErrorInfo, RunResult
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, JobFailed, TransientError
 from datakit_core.invocation import Invocation
+from datakit_core.lineage import Dataset, Lineage, Output
 from datakit_core.logs import current_format
 from datakit_core.watchdog import running
 from datakit_dbt.baked import load_manifest, project_args
 from datakit_dbt.config import DbtRunnerConfig
+from datakit_dbt.lineage import dbt_lineage, manifest_lookup
 from datakit_dbt.profile import check_project, export_profile_environment
 
 log = logging.getLogger(__name__)
@@ -73,14 +76,19 @@ def run_check(config: DbtRunnerConfig, inv: Invocation) -> RunResult:
 
 
 def run_command(
-    config: DbtRunnerConfig, command: list[str], selection: Selection, inv: Invocation
+    config: DbtRunnerConfig,
+    command: list[str],
+    selection: Selection,
+    inv: Invocation,
+    docs_output: Path | None = None,
 ) -> RunResult:
     """`dbt <command>` as a `RunResult`: failed models and tests make a failed result (exit 1)
     that still carries every node's outcome. A warehouse that stops answering ends the run within
     the stall timeout (`watchdog`), whatever dbt is waiting for."""
+    inv.lineage.start(inv.command)
     try:
         with running(config, inv):
-            output = run_dbt(config, command, selection)
+            output = run_dbt(config, command, selection, docs_output, inv.lineage)
     except DbtFailed as failed:
         log.error("%s", failed)
         error = ErrorInfo(type="DbtFailed", message=str(failed))
@@ -88,8 +96,16 @@ def run_command(
     return inv.result(output=output)
 
 
-def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -> dict[str, Any]:
-    """Run `dbt <command>`; return the output for `RunResult`, or raise the contract's error."""
+def run_dbt(
+    config: DbtRunnerConfig,
+    command: list[str],
+    selection: Selection,
+    docs_output: Path | None = None,
+    lineage: Lineage | None = None,
+) -> dict[str, Any]:
+    """Run `dbt <command>`; return the output for `RunResult`, or raise the contract's error.
+    `docs_output` (for `docs generate`) receives the generated site; what the executed nodes
+    read and wrote goes to `lineage`, failed or not."""
     check_project(config)
     with connect(config.warehouse, role="warehouse", application_name="dbt-runner check"):
         pass  # an unreachable warehouse exits 3 here, with a clean message, before dbt starts
@@ -115,6 +131,8 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
         work / "target" / "sources.json"
     )
     output = _summarise(command, nodes)
+    if lineage is not None and lineage.enabled:
+        lineage.record(*_lineage(config, outcome.result, manifest, work / "target"))
     if outcome.exception is not None:
         raise _classify(outcome.exception)
     if selection.select and not nodes and command[0] != "docs":
@@ -124,7 +142,34 @@ def run_dbt(config: DbtRunnerConfig, command: list[str], selection: Selection) -
         )
     if not outcome.success or output["failed"]:
         raise DbtFailed(output)
+    if docs_output is not None:
+        output["docs"] = publish_docs(work / "target", docs_output)
     return output
+
+
+DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+
+
+def publish_docs(target: Path, output_dir: Path) -> dict[str, Any]:
+    """Copy the site `dbt docs generate` wrote into `target` to `output_dir` (a mounted volume a
+    web server serves). Each file is written beside its final name and renamed over it, so a
+    reader never gets half a file."""
+    missing = [name for name in DOCS_FILES if not (target / name).is_file()]
+    if missing:
+        raise JobFailed(f"dbt docs generate wrote no {', '.join(missing)} in `{target}`.")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name in DOCS_FILES:
+            part = output_dir / f".{name}.part"
+            shutil.copyfile(target / name, part)
+            part.replace(output_dir / name)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write the docs to `{output_dir}`: {exc}. Mount a folder the runner's user "
+            "can write there, or pass another `--output-dir`."
+        ) from None
+    log.info("dbt docs: wrote %s to %s", ", ".join(DOCS_FILES), output_dir)
+    return {"output_dir": str(output_dir), "files": list(DOCS_FILES)}
 
 
 class DbtFailed(JobFailed):
@@ -152,6 +197,28 @@ def _read_run_results(path: Path) -> list[dict[str, Any]]:
         }
         for r in results
     ]
+
+
+def _lineage(
+    config: DbtRunnerConfig, result: Any, manifest: Any, target: Path
+) -> tuple[list[Dataset], list[Output]]:
+    """The executed nodes' lineage (`datakit_dbt.lineage`); none for commands without node
+    results (`docs`, `source freshness`)."""
+    executed = [
+        {
+            "node": r.node.to_dict(),
+            "rows": (r.adapter_response or {}).get("rows_affected"),
+        }
+        for r in getattr(result, "results", None) or []
+        if getattr(r, "node", None) is not None and r.status not in FAILED_STATUSES
+    ]
+    manifest_file = target / "manifest.json"
+    manifest_json = (
+        json.loads(manifest_file.read_text(encoding="utf-8"))
+        if manifest is None and manifest_file.is_file()
+        else None
+    )
+    return dbt_lineage(config.warehouse, executed, manifest_lookup(manifest, manifest_json))
 
 
 def _summarise(command: list[str], nodes: list[dict[str, Any]]) -> dict[str, Any]:

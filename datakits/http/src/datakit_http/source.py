@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from datakit_core.bronze import CopyFormat, Source
 from datakit_core.errors import SourceTableNotFound
@@ -31,7 +32,7 @@ from datakit_http.client import HttpClient, with_query
 from datakit_http.config import HttpRunnerConfig, HttpSourceSettings, ResourceSettings
 from datakit_http.pages import resource_pages, resource_records, resource_url
 from datakit_http.records import (
-    copy_line,
+    copy_lines,
     fixed_columns,
     infer_columns,
     parse_body,
@@ -178,6 +179,13 @@ class HttpSource(Source):
         )
         return _blocks(records, columns)
 
+    def lineage_dataset(self, table: SourceTable) -> tuple[str, str]:
+        """The naming spec's HTTP dataset: `scheme://host:port` and the resource's path (its
+        `{field}` placeholders as written: a child resource is one dataset)."""
+        url = urlsplit(resource_url(self.settings, self._resource(table.name).path))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return f"{url.scheme}://{url.hostname}:{port}", url.path
+
     def _resource(self, name: str) -> ResourceSettings:
         resource = self.settings.resource(name)
         if resource is None:
@@ -197,8 +205,7 @@ class HttpSource(Source):
 def _blocks(records: Iterable[dict[str, Any]], columns: tuple[Column, ...]) -> Iterator[Block]:
     lines: list[str] = []
     size = 0
-    for record in records:
-        line = copy_line(record, columns)
+    for line in copy_lines(records, columns):
         lines.append(line)
         size += len(line)
         if size >= BLOCK_BYTES:

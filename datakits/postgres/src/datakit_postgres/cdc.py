@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN = "pgoutput"
 MAX_NAME = 63  # PostgreSQL's identifier length
+PEEK_BATCH = 10_000  # change messages fetched per round trip
 
 
 def slot_name(tenant: str, source: str, table: str) -> str:
@@ -271,13 +272,17 @@ class PgCapture:
                 "by hand?): changes since the last run are lost to it. Reset the table's state "
                 "(`state reset --table …`) so the next run loads it whole again"
             )
-        rows = self.conn.execute(
-            "select data from pg_logical_slot_peek_binary_changes(%s, NULL, NULL, "
-            "'proto_version', '1', 'publication_names', %s)",
-            (self.name, self.name),
-        ).fetchall()
-        found = transactions((bytes(r[0]) for r in rows), (self.schema, self.table))
-        return fold(found, lsn_int(after), key, after)
+        # Streamed through a server-side cursor and folded as they come: the runner holds the
+        # last state of each changed key, never the whole stream's messages at once.
+        with self.conn.transaction(), self.conn.cursor(name="dk_changes") as cursor:
+            cursor.itersize = PEEK_BATCH
+            cursor.execute(
+                "select data from pg_logical_slot_peek_binary_changes(%s, NULL, NULL, "
+                "'proto_version', '1', 'publication_names', %s)",
+                (self.name, self.name),
+            )
+            found = transactions((bytes(r[0]) for r in cursor), (self.schema, self.table))
+            return fold(found, lsn_int(after), key, after)
 
     def confirm(self, lsn: str) -> None:
         """Let the source recycle the WAL up to `lsn`: called only once `lsn` is committed."""

@@ -96,6 +96,11 @@ class PostgresSource(Source):
     def describe(self, table: str) -> SourceTable:
         return self.catalog.describe(table)
 
+    def lineage_dataset(self, table: SourceTable) -> tuple[str, str]:
+        return f"postgres://{self.settings.host}:{self.settings.port}", (
+            f"{self.settings.dbname}.{table.qualified}"
+        )
+
     def max_cursor(self, table: SourceTable, rows: RowRange) -> str | None:
         return self.catalog.max_cursor(table, rows)
 

@@ -148,12 +148,16 @@ class SparkJdbcReader:
         self.stall_timeout_s = stall_timeout_s
         self._session: Any = None
         self._session_context: Any = None
+        # Spark starts in the thread that reads the first table; a run that ends meanwhile (a
+        # stall, a failure) waits for the start to finish before it stops the session.
+        self._session_lock = threading.Lock()
         self.partitions_used: dict[str, int] = {}
 
     def close(self) -> None:
-        if self._session_context is not None:
-            self._session_context.__exit__(None, None, None)
-            self._session_context = None
+        with self._session_lock:
+            context, self._session_context, self._session = self._session_context, None, None
+        if context is not None:
+            context.__exit__(None, None, None)
 
     def copy_statement(
         self, table: SourceTable, columns: tuple[Column, ...], rows: RowRange
@@ -264,10 +268,12 @@ class SparkJdbcReader:
             failure.append(exc)
 
     def _spark(self) -> Any:
-        if self._session is None:
-            self._session_context = spark_session(self.spark_settings, self.app_name)
-            self._session = self._session_context.__enter__()
-        return self._session
+        with self._session_lock:
+            if self._session is None:
+                context = spark_session(self.spark_settings, self.app_name)
+                self._session = context.__enter__()
+                self._session_context = context
+            return self._session
 
     def _read_into(
         self, folder: Path, read: PartitionedRead, snapshot: str, table: SourceTable

@@ -202,6 +202,11 @@ class SqlServerSource(Source):
             )
         return catalog
 
+    def lineage_dataset(self, table: SourceTable) -> tuple[str, str]:
+        return f"sqlserver://{self.settings.host}:{self.settings.port}", (
+            f"{self.settings.database}.{table.qualified}"
+        )
+
     def describe(self, table: str) -> SourceTable:
         schema, _, name = table.rpartition(".") if "." in table else ("", "", table)
         schema = schema or self.settings.schema_
