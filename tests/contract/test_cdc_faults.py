@@ -3,10 +3,11 @@ each step of a run, the warehouse or the source restarted under it, and a source
 across two tables committed while a run reads them. After each, the next run leaves Bronze equal
 to the source, every column of every row, with no change lost or applied twice.
 
-The steps are reached deterministically, never by timing: the first load is caught in its COPY
-(the warehouse frozen with `docker pause` while the source streams), the apply is caught waiting
-for the state table (another session holds it), and "committed, slot not yet advanced" is a
-committed position while the source is frozen. The servers are the module's own (compose project
+The steps are reached deterministically, never by timing: the first load is caught with its
+slot made and its snapshot exported, about to copy it (another session is creating the table the
+copy goes into), the apply is caught waiting for the state table (another session holds it), and
+"committed, slot not yet advanced" is a committed position while the source is frozen
+(`docker pause`). The servers are the module's own (compose project
 `dk-cdc-faults`): freezing and restarting them never touches other tests' servers.
 """
 
@@ -17,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
 import pytest
@@ -111,16 +112,16 @@ def docker_kill(name: str, process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def waiting_to_commit(
-    warehouse: Database, env: dict[str, str], args: list[str] = CDC
+def held(
+    warehouse: Database, env: dict[str, str], args: list[str], hold: str, what: str
 ) -> Iterator[tuple[str, subprocess.Popen[str], psycopg.Connection]]:
-    """A run that has read its changes and waits to write its position: another session holds
-    the state table (reads pass, writes wait). Rolling that session back lets the run go on."""
+    """A run stopped at one step: another session runs `hold` (left uncommitted) and the run
+    waits for it. Rolling that session back lets the run go on."""
     with warehouse.connect() as blocker:
-        blocker.execute("lock table datakit.state in share mode")
+        blocker.execute(hold)
         name, process = started(env, args)
         wait_for(
-            "its commit",
+            what,
             lambda: warehouse.execute(
                 "select 1 from pg_stat_activity where wait_event_type = 'Lock' "
                 "and application_name like 'postgres-runner%'"
@@ -130,21 +131,32 @@ def waiting_to_commit(
         yield name, process, blocker
 
 
-def copying(source: Database) -> Callable[[], object]:
-    return lambda: source.execute(
-        "select 1 from pg_stat_activity where application_name like 'datakit-copy-%' "
-        "and query ilike 'copy%orders%'"
-    )
+def waiting_to_commit(
+    warehouse: Database, env: dict[str, str], args: list[str] = CDC
+) -> AbstractContextManager[tuple[str, subprocess.Popen[str], psycopg.Connection]]:
+    """A run that has read its changes and waits to write its position: another session holds
+    the state table (reads pass, writes wait)."""
+    return held(warehouse, env, args, "lock table datakit.state in share mode", "its commit")
+
+
+def loading_its_snapshot(
+    warehouse: Database, env: dict[str, str]
+) -> AbstractContextManager[tuple[str, subprocess.Popen[str], psycopg.Connection]]:
+    """A first run with its slot made and its snapshot exported, about to copy that snapshot:
+    another session is creating the table the copy goes into (`orders__dk_new`), so the run's
+    own create waits to see whether that name is taken."""
+    warehouse.execute("create schema bronze_erp")
+    hold = "create table bronze_erp.orders__dk_new (held int)"
+    return held(warehouse, env, CDC, hold, "its snapshot's copy")
 
 
 def test_killed_during_the_first_load_the_rerun_starts_a_new_stream(
     servers: OwnServers, env: dict[str, str], source: Database, warehouse: Database
 ) -> None:
-    name, process = started(env)
-    wait_for("the snapshot's COPY", copying(source), process)
-    with Paused(servers.containers["warehouse"]):  # the copy stops mid-stream: kill it there
+    with loading_its_snapshot(warehouse, env) as (name, process, blocker):
+        assert source.execute("select slot_name from pg_replication_slots") == [(SLOT,)]
         docker_kill(name, process)
-    time.sleep(1)  # the warehouse, running again, sees the connection gone and rolls back
+        blocker.rollback()
     assert warehouse.execute("select to_regclass('bronze_erp.orders')") == [(None,)]
     source.execute("update orders set status = 'late' where id % 1000 = 0")  # after that slot
 
@@ -230,11 +242,10 @@ def test_a_warehouse_restarted_mid_apply_fails_the_run_and_loses_nothing(
 def test_a_source_restarted_during_the_first_load_or_before_the_advance_loses_nothing(
     servers: OwnServers, env: dict[str, str], source: Database, warehouse: Database
 ) -> None:
-    _, process = started(env)
-    wait_for("the snapshot's COPY", copying(source), process)
-    with Paused(servers.containers["warehouse"]):  # holds the copy until the source is gone
-        servers.restart("source")
-    _, stderr = process.communicate(timeout=120)
+    with loading_its_snapshot(warehouse, env) as (_, process, blocker):
+        servers.restart("source")  # the snapshot the run is about to copy is gone with it
+        blocker.rollback()
+        _, stderr = process.communicate(timeout=120)
     assert process.returncode == ExitCode.TRANSIENT, stderr[-3000:]
     run(env)
     assert_bronze_equals_source(warehouse, source)

@@ -61,7 +61,11 @@ def test_staged_dag_folder_loads_with_the_dags_and_tasks_of_orchestration(projec
     assert staged["import_errors"] == {}
     shipped = dagbag(ORCHESTRATION / "dags", "docker")
     assert shipped["import_errors"] == {}
-    assert sorted(staged["dags"]) == sorted(shipped["dags"]) == ["acme__elt", "globex__elt"]
+    assert (
+        sorted(staged["dags"])
+        == sorted(shipped["dags"])
+        == ["acme__elt", "globex__elt", "markets__elt"]
+    )
     assert staged["dags"] == shipped["dags"]  # task ids and operator classes, DockerOperator
     operators = {cls for tasks in staged["dags"].values() for cls in tasks.values()}
     assert operators == {"DockerOperator"}

@@ -303,3 +303,29 @@ def test_a_relation_change_follows_the_drift_rules(
     assert narrowed.code == ExitCode.JOB_FAILED
     assert "amount" in narrowed.stdout
     assert position(warehouse_db) == before
+
+
+@pytest.mark.parametrize("deletes", ["mark", "delete"])
+def test_unchanged_toast_values_survive_a_row_inserted_then_updated_and_a_key_change(
+    deletes: str, orders: Database, warehouse_db: Database, runner: Runner
+) -> None:
+    """Updates carry a long note as "unchanged": for a row inserted earlier in the same batch it
+    comes from that insert (Bronze has no such row); for a row whose key changed, from Bronze
+    under its old key, read before that old row is marked or removed."""
+    cdc = ["extract", "--table", "orders", "--mode", "cdc", "--deletes", deletes]
+    assert runner(*cdc).code == 0
+    orders.execute(
+        "insert into orders (id, customer, amount, note) "
+        "values (70, 'new', 7, repeat(md5('70'), 400))"
+    )
+    orders.execute("update orders set amount = 8 where id = 70")
+    orders.execute("update orders set id = 71, customer = 'moved' where id = 70")
+    orders.execute("update orders set id = 700 where id = 7")  # its note is in Bronze only
+    orders.execute("update orders set amount = 9 where id = 700")
+    applied = runner(*cdc)
+    assert applied.code == 0, applied.stderr[-3000:]
+    assert live_bronze(warehouse_db) == source_rows(orders)
+    assert warehouse_db.execute(
+        "select length(note) from bronze_erp.orders where id in (71, 700) "
+        "and _dk_deleted_at is null"
+    ) == [(12800,), (12800,)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from datakit_core.capture import UNCHANGED
+from datakit_core.capture import UNCHANGED, ChangeSet
 from datakit_postgres.cdc import fold, lsn_int, lsn_text, slot_name, transactions
 
 TABLE = ("public", "orders")
@@ -98,6 +98,23 @@ def test_fold_keeps_the_last_state_of_each_key_after_the_position() -> None:
     }
     assert (changes.inserts, changes.updates, changes.deletes) == (0, 2, 2)
     assert not fold(transactions(STREAM, TABLE), after=300, key=("id",), start="0/12C").rows
+
+
+def test_an_unchanged_value_comes_from_the_rows_earlier_change_or_its_key_in_bronze() -> None:
+    """Events built directly (the decoder is tested above): the fold, not the wire format."""
+    changes = ChangeSet(start_lsn="0/1", end_lsn="0/1")
+    changes.upsert(("70",), {"id": "70", "note": "long"}, inserted=True)
+    changes.upsert(("71",), {"id": "71", "note": UNCHANGED}, inserted=False, was=("70",))
+    changes.delete(("70",))
+    changes.upsert(("700",), {"id": "700", "note": UNCHANGED}, inserted=False, was=("7",))
+    changes.delete(("7",))
+    changes.upsert(("701",), {"id": "701", "note": UNCHANGED}, inserted=False, was=("700",))
+    changes.delete(("700",))
+    assert list(changes.upserts()) == [
+        ({"id": "71", "note": "long"}, None),  # from the insert of the same batch
+        ({"id": "701", "note": UNCHANGED}, ("7",)),  # Bronze has it under the first key
+    ]
+    assert changes.deleted() == [("70",), ("7",), ("700",)]
 
 
 def test_a_truncate_forgets_what_came_before_it() -> None:

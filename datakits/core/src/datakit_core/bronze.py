@@ -32,7 +32,7 @@ from datakit_contract.names import bronze_schema
 from datakit_contract.result import CapturedChanges, TableResult
 from datakit_contract.tables import Deletes, LoadMode, Strategy, TableSpec
 from datakit_core import state
-from datakit_core.capture import POSITION, UNCHANGED, Capture, Start
+from datakit_core.capture import POSITION, UNCHANGED, Capture, ChangeSet, Start
 from datakit_core.errors import (
     ConfigError,
     DatakitError,
@@ -520,6 +520,9 @@ def _apply_changes(
     _prepare_target(warehouse, plan, ctx)
     _index_merge_target(warehouse, plan)
     target = _qualified(plan.target_schema, plan.target_table)
+    # The changed rows first, their unchanged values taken from Bronze before any delete below
+    # removes the row they are kept in (a row whose key changed is deleted under its old key).
+    rows = _stage_changed_rows(warehouse, plan, changes, stamp)
     deletes = plan.spec.deletes
     if changes.truncated and deletes is not Deletes.IGNORE:
         result.rows_deleted += _remove(warehouse, target, sql.SQL("true"), deletes, stamp)
@@ -532,43 +535,14 @@ def _apply_changes(
             _key_match(plan.primary_key, "t", "k")
         )
         result.rows_deleted += _remove(warehouse, target, match, deletes, stamp)
-    columns = plan.schema_plan.columns
-    rows = []
-    unchanged: set[str] = set()
-    for row in changes.upserts():
-        kept = [c.name for c in columns if row.get(c.name) is UNCHANGED]
-        unchanged.update(kept)
-        values = (None if v is UNCHANGED else v for v in (row.get(c.name) for c in columns))
-        rows.append((*values, kept))
     if rows:
-        warehouse.execute(
-            sql.SQL(
-                "create temp table _dk_changes (like {} including defaults) on commit drop"
-            ).format(target)
-        )
-        warehouse.execute("alter table _dk_changes add column _dk_unchanged text[]")
-        _set_metadata_defaults(warehouse, _ident("_dk_changes"), stamp)
-        _write_rows(warehouse, "_dk_changes", [*(c.name for c in columns), "_dk_unchanged"], rows)
-        for name in sorted(unchanged):  # rare: only columns some change did not carry
-            warehouse.execute(
-                sql.SQL(
-                    "update _dk_changes s set {c} = t.{c} from {} t "
-                    "where {} and {name} = any(s._dk_unchanged)"
-                ).format(
-                    target,
-                    _key_match(plan.primary_key, "t", "s"),
-                    c=_ident(name),
-                    name=sql.Literal(name),
-                )
-            )
-        warehouse.execute("alter table _dk_changes drop column _dk_unchanged")
         result.rows_replaced = warehouse.execute(
             sql.SQL("delete from {} t using _dk_changes s where {}").format(
                 target, _key_match(plan.primary_key, "t", "s")
             )
         ).rowcount
         warehouse.execute(sql.SQL("insert into {} select * from _dk_changes").format(target))
-    result.rows_read = result.rows_written = len(rows)
+    result.rows_read = result.rows_written = rows
     log.info(
         "%s: applied %d inserts, %d updates, %d deletes%s from %s to %s",
         plan.spec.name,
@@ -580,6 +554,50 @@ def _apply_changes(
         changes.end_lsn,
     )
     return result
+
+
+def _stage_changed_rows(
+    warehouse: psycopg.Connection, plan: TablePlan, changes: ChangeSet, stamp: Stamp
+) -> int:
+    """The changed rows in temporary table `_dk_changes` (Bronze's columns), each value a change
+    left unchanged (TOAST) filled from the row's Bronze version: under its own key, or under the
+    key it had before a change moved it (`_dk_origin`). Returns how many rows."""
+    columns = plan.schema_plan.columns
+    keys = plan.schema_plan.key_columns(plan.primary_key)
+    rows = []
+    unchanged: set[str] = set()
+    for row, origin in changes.upserts():
+        kept = [c.name for c in columns if row.get(c.name) is UNCHANGED]
+        unchanged.update(kept)
+        values = (None if v is UNCHANGED else v for v in (row.get(c.name) for c in columns))
+        rows.append((*values, kept, list(origin) if origin is not None else None))
+    if not rows:
+        return 0
+    target = _qualified(plan.target_schema, plan.target_table)
+    warehouse.execute(
+        sql.SQL("create temp table _dk_changes (like {} including defaults) on commit drop").format(
+            target
+        )
+    )
+    warehouse.execute("alter table _dk_changes add _dk_unchanged text[], add _dk_origin text[]")
+    _set_metadata_defaults(warehouse, _ident("_dk_changes"), stamp)
+    names = [*(c.name for c in columns), "_dk_unchanged", "_dk_origin"]
+    _write_rows(warehouse, "_dk_changes", names, rows)
+    moved_from = sql.SQL(" and ").join(
+        sql.SQL("t.{} = (s._dk_origin[{}])::{}").format(_ident(k.name), i, sql.SQL(k.type))
+        for i, k in enumerate(keys, start=1)
+    )
+    same_key = sql.SQL("s._dk_origin is null and {}").format(_key_match(plan.primary_key, "t", "s"))
+    for name in sorted(unchanged):  # rare: only columns some change did not carry
+        for match in (same_key, moved_from):
+            warehouse.execute(
+                sql.SQL(
+                    "update _dk_changes s set {c} = t.{c} from {} t "
+                    "where {} and {name} = any(s._dk_unchanged)"
+                ).format(target, match, c=_ident(name), name=sql.Literal(name))
+            )
+    warehouse.execute("alter table _dk_changes drop _dk_unchanged, drop _dk_origin")
+    return len(rows)
 
 
 def _temp_table(warehouse: psycopg.Connection, name: str, columns: tuple[Column, ...]) -> None:

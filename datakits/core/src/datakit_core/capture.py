@@ -39,17 +39,33 @@ class Start:
 
 @dataclass
 class ChangeSet:
-    """The last state of each changed key since `start_lsn`, up to `end_lsn`."""
+    """The last state of each changed key since `start_lsn`, up to `end_lsn`.
+
+    A value a change leaves `UNCHANGED` is taken from an earlier change of the same row in this
+    set when there is one; otherwise Bronze has it, under the row's key, or under `origins[key]`
+    when a change of the key moved the row.
+    """
 
     start_lsn: str
     end_lsn: str
     truncated: bool = False  # the table was emptied first, then `rows` happened
     rows: dict[Key, dict[str, Value] | None] = field(default_factory=dict)  # None: deleted
+    origins: dict[Key, Key] = field(default_factory=dict)  # moved rows' keys in Bronze
     inserts: int = 0
     updates: int = 0
     deletes: int = 0
 
-    def upsert(self, key: Key, values: dict[str, Value], *, inserted: bool) -> None:
+    def upsert(
+        self, key: Key, values: dict[str, Value], *, inserted: bool, was: Key | None = None
+    ) -> None:
+        """The row `key` now holds `values`; `was` is its key before this change, if it moved."""
+        before_key = key if was is None else was
+        before = self.rows.get(before_key)
+        origin = self.origins.pop(before_key, None) or was
+        if before is not None:
+            values = {c: before.get(c, v) if v is UNCHANGED else v for c, v in values.items()}
+        if origin is not None and origin != key and UNCHANGED in values.values():
+            self.origins[key] = origin
         self.rows.pop(key, None)  # keeps the dict in change order: the last change is last
         self.rows[key] = values
         if inserted:
@@ -59,15 +75,23 @@ class ChangeSet:
 
     def delete(self, key: Key) -> None:
         self.rows.pop(key, None)
+        self.origins.pop(key, None)
         self.rows[key] = None
         self.deletes += 1
 
     def truncate(self) -> None:
         self.rows.clear()
+        self.origins.clear()
         self.truncated = True
 
-    def upserts(self) -> Iterator[dict[str, Value]]:
-        return (values for values in self.rows.values() if values is not None)
+    def upserts(self) -> Iterator[tuple[dict[str, Value], Key | None]]:
+        """Each changed row's last values, and the key Bronze has it under when a change moved
+        it and left a value unchanged (None: its own key)."""
+        return (
+            (values, self.origins.get(key))
+            for key, values in self.rows.items()
+            if values is not None
+        )
 
     def deleted(self) -> list[Key]:
         return [key for key, values in self.rows.items() if values is None]

@@ -183,10 +183,16 @@ def fold(found: Iterable[Transaction], after: int, key: tuple[str, ...], start: 
             if event.op == "truncate":
                 changes.truncate()
                 continue
-            if event.old and (event.op == "delete" or _key(event.old, key) != _key(event.new, key)):
-                changes.delete(_key(event.old, key))
-            if event.op != "delete":
-                changes.upsert(_key(event.new, key), event.new, inserted=event.op == "insert")
+            old = _key(event.old, key) if event.old else None
+            if event.op == "delete":
+                assert old is not None  # pgoutput sends the key of every delete
+                changes.delete(old)
+                continue
+            new = _key(event.new, key)
+            moved = old if old is not None and old != new else None
+            changes.upsert(new, event.new, inserted=event.op == "insert", was=moved)
+            if moved is not None:
+                changes.delete(moved)
     return changes
 
 
