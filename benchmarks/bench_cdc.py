@@ -34,9 +34,8 @@ from benchmarks.bench_dbt import (
     docker_run,
     uncommitted_changes,
 )
-from benchmarks.common import RESULTS_FILE, Endpoint, append_results, machine_info
+from benchmarks.common import RESULTS_FILE, Endpoint, append_results, machine_info, seed_source
 from demo.change_batch import apply_change_batch
-from demo.seed_tpch import seed_tpch
 
 CHANGING = ("customer", "orders", "lineitem")
 TABLES = ("region", "nation", "supplier", "part", "partsupp", *CHANGING)
@@ -102,14 +101,7 @@ def main(
     passwords = {name: os.environ[name] for name in (source.password_env, warehouse.password_env)}
     load_before = os.getloadavg()[1]  # other work on the machine skews every number: say so
     click.echo(f"seeding TPC-H SF {scale:g} …", err=True)
-    seed_tpch(
-        host=source.host,
-        port=source.port,
-        dbname=source.dbname,
-        user=source.user,
-        password=passwords[source.password_env],
-        scale=scale,
-    )
+    seed_source(source, scale)
     with warehouse.connect() as conn:
         schemas = [f"{prefix}{schema}" for prefix in PREFIX.values() for schema in SCHEMAS]
         conn.execute(f"drop schema if exists {', '.join(schemas)} cascade")

@@ -25,10 +25,9 @@ from typing import Any
 
 import click
 
-from benchmarks.common import RESULTS_FILE, Endpoint, append_results, machine_info
+from benchmarks.common import RESULTS_FILE, Endpoint, append_results, machine_info, seed_source
 from datakit_contract.result import RunResult
 from demo.change_batch import apply_change_batch
-from demo.seed_tpch import seed_tpch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,14 +178,7 @@ def main(
     }
     if not no_seed:
         click.echo(f"seeding TPC-H SF {scale:g} …", err=True)
-        seed_tpch(
-            host=source.host,
-            port=source.port,
-            dbname=source.dbname,
-            user=source.user,
-            password=env_password[source.password_env],
-            scale=scale,
-        )
+        seed_source(source, scale)
     with warehouse.connect() as conn:
         conn.execute(f"drop schema if exists {', '.join(SCHEMAS)} cascade")
     extract_env = {

@@ -769,7 +769,7 @@ def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
         require_image(job.image)
     for endpoint in (source, warehouse):  # fail in seconds, not after seeding
         log.info("%s: PostgreSQL %s", endpoint.url, scalar(endpoint, "SHOW server_version"))
-    seeded = seed_source(source, table, opts["scale"]) if opts["seed"] else None
+    seeded = seed_source(source, opts["scale"], [table]) if opts["seed"] else None
     source_rows = count_rows(source, "public", table)
     if not source_rows:
         raise BenchError(f"Source table `public.{table}` in `{source.url}` is missing or empty.")

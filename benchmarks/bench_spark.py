@@ -266,7 +266,7 @@ def benchmark(opts: dict[str, Any]) -> dict[str, Any]:
     images = {"postgres": opts["postgres_image"], "spark": opts["spark_image"]}
     if opts["seed"]:
         log.info("seeding %s at SF %g", table, opts["scale"])
-        seed_source(source, table, opts["scale"])
+        seed_source(source, opts["scale"], [table])
     source_rows = count_rows(source, "public", table)
     if not source_rows:
         raise BenchError(f"Source table `public.{table}` is missing or empty.")

@@ -12,6 +12,7 @@ import os
 import platform
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from datakit_contract.env import connection_env
-from demo.seed_tpch import SeedError, seed_tpch
+from demo.seed_tpch import TABLES, SeedError, seed_tpch
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "RESULTS.md"
@@ -134,8 +135,9 @@ def try_checkpoint(endpoint: Endpoint) -> bool:
         return False
 
 
-def seed_source(source: Endpoint, table: str, scale: float) -> dict[str, Any]:
-    """Load TPC-H `table` at `scale` into the source with the demo's seeder."""
+def seed_source(source: Endpoint, scale: float, tables: Sequence[str] = TABLES) -> dict[str, Any]:
+    """Load TPC-H `tables` (all of them by default) at `scale` into the source with the demo's
+    seeder."""
     try:
         return seed_tpch(
             host=source.host,
@@ -144,11 +146,12 @@ def seed_source(source: Endpoint, table: str, scale: float) -> dict[str, Any]:
             user=source.user,
             password=os.environ.get(source.password_env),
             scale=scale,
-            tables=[table],
+            tables=tables,
         )
     except (SeedError, subprocess.CalledProcessError) as exc:
         raise BenchError(
-            f"Seeding `{table}` failed: {exc}. Use --no-seed for a non-TPC-H table."
+            f"Seeding {', '.join(f'`{t}`' for t in tables)} failed: {exc}. Use --no-seed for a "
+            "non-TPC-H table."
         ) from exc
 
 
