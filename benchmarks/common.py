@@ -206,6 +206,7 @@ def _server_info(endpoint: Endpoint) -> dict[str, Any]:
         "wal_level",
         "max_wal_size",
         "full_page_writes",
+        "random_page_cost",
     )
     info: dict[str, Any] = {"url": endpoint.url}
     with endpoint.connect() as conn:

@@ -156,4 +156,9 @@ def test_a_second_run_moves_only_the_change_batch(deployment: Deployment) -> Non
         batch.new_lines,
         batch.deleted_lines,
     )
+    # dbt builds what reads the loaded tables (`--since-last-build`), and says why.
+    silver = run.result("dbt_build__silver")["output"]["since_last_build"]["built"]
+    assert silver["model.datakit.stg_erp__orders"] == "changed input: erp.orders"
+    gold = run.result("dbt_run__gold")["output"]["since_last_build"]["built"]
+    assert gold["model.datakit.mart_pricing_summary"].startswith("changed input: ")
     assert_gold_equals_source(deployment)

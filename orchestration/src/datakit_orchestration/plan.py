@@ -342,6 +342,8 @@ def _dbt_task(
     args = [command]
     for selector in select:
         args += ["--select", selector]
+    if tenant.dbt.since_last_build and command in ("build", "run"):
+        args.append("--since-last-build")
     if tenant.dbt.vars:
         args += ["--vars", json.dumps(tenant.dbt.vars, sort_keys=True, default=str)]
     execution = tenant.dbt.step_execution_timeouts.get(

@@ -549,6 +549,12 @@ class DbtSpec(BaseModel):
     vars: dict[str, Any] = Field(
         default_factory=dict, description="dbt vars passed to every dbt command (`--vars`)."
     )
+    since_last_build: bool = Field(
+        default=True,
+        description="Silver and Gold build only the nodes whose inputs changed since they were "
+        "last built (`dbt-runner --since-last-build`); the quality gate still tests all of Gold. "
+        "`false` builds the whole selection every run.",
+    )
     threads: int = Field(default=4, ge=1, le=64, description="dbt threads.")
     resources: ResourcesOverride | None = Field(
         default=None, description="Resources of the dbt tasks, replacing the defaults."

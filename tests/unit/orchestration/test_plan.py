@@ -172,9 +172,17 @@ def test_acme_dbt_steps_build_silver_run_gold_and_test_the_marts(acme: TenantPla
         "path:models/intermediate",
         "--select",
         "path:snapshots",
+        "--since-last-build",
     )
-    assert gold.args == ("run", "--select", "path:models/marts")
+    assert gold.args == ("run", "--select", "path:models/marts", "--since-last-build")
     assert quality.args == ("test", "--select", "path:models/marts")
+
+
+def test_dbt_steps_build_the_whole_selection_when_since_last_build_is_off() -> None:
+    data = base()
+    data.setdefault("dbt", {})["since_last_build"] = False
+    silver, gold, quality = plan_tenant(TenantSpec.model_validate(data)).tasks[-3:]
+    assert "--since-last-build" not in silver.args + gold.args + quality.args
 
 
 def test_acme_silver_reads_bronze_gold_writes_the_marts_and_quality_reads_them(
@@ -309,7 +317,14 @@ def test_globex_gold_selects_its_tag_with_its_vars_into_its_prefixed_schema(
     globex: TenantPlan,
 ) -> None:
     gold = globex.task("dbt_run__gold")
-    assert gold.args == ("run", "--select", "tag:gold", "--vars", '{"fiscal_year_start_month": 4}')
+    assert gold.args == (
+        "run",
+        "--select",
+        "tag:gold",
+        "--since-last-build",
+        "--vars",
+        '{"fiscal_year_start_month": 4}',
+    )
     assert gold.outlets == (
         f"{GLOBEX_WH}/globex_gold/dim_accounts",
         f"{GLOBEX_WH}/globex_gold/fct_invoices",

@@ -35,6 +35,7 @@ Examples:
   dbt-runner build --select staging.erp+ --exclude tag:slow
   dbt-runner run --select fct_order_lines --full-refresh
   dbt-runner build --test-scope changed
+  dbt-runner build --since-last-build --test-scope changed
   dbt-runner docs --output-dir /out
 
 \b
@@ -79,6 +80,7 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
             exclude=options["exclude"],
             vars=options["vars"],
             full_refresh=bool(options.get("full_refresh")),
+            since_last_build=bool(options.get("since_last_build")),
         )
         return run_command(config, dbt_args, selection, inv, options.get("output_dir"))
 
@@ -86,6 +88,14 @@ def _dbt_command(name: str, dbt_args: list[str]) -> Callable[..., Any]:
         command = click.option("--full-refresh", is_flag=True, help="Rebuild incremental models.")(
             command
         )
+    if name in ("build", "run", "snapshot", "seed"):
+        command = click.option(
+            "--since-last-build",
+            is_flag=True,
+            help="Build only the nodes of the selection whose inputs (sources loaded, parents "
+            "rebuilt, the project's code) changed since they were last built; the rest is left "
+            "as it is.",
+        )(command)
     if name == "build":
         command = click.option(
             "--test-scope",

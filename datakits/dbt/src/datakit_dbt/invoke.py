@@ -13,11 +13,15 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from datakit_contract.names import layer_schema
 from datakit_contract.result import ErrorInfo, RunResult
 from datakit_core.connection import connect
 from datakit_core.errors import ConfigError, JobFailed, TransientError
@@ -25,7 +29,8 @@ from datakit_core.invocation import Invocation
 from datakit_core.lineage import Dataset, Lineage, Output
 from datakit_core.logs import current_format
 from datakit_core.watchdog import running
-from datakit_dbt.baked import load_manifest, project_args
+from datakit_dbt.baked import load_manifest, parse_inputs, project_args
+from datakit_dbt.changes import Rebuild, code_version, plan_rebuild, record_built
 from datakit_dbt.config import DbtRunnerConfig
 from datakit_dbt.lineage import dbt_lineage, manifest_lookup
 from datakit_dbt.profile import check_project, export_profile_environment
@@ -43,13 +48,17 @@ class Selection:
     exclude: tuple[str, ...] = ()
     vars: str | None = None
     full_refresh: bool = False
+    since_last_build: bool = False
 
-    def args(self) -> list[str]:
+    def args(self, select: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> list[str]:
+        """dbt's arguments; `select` replaces the selection (the nodes `--since-last-build`
+        found changed), `exclude` adds to the exclusions."""
         args: list[str] = []
-        if self.select:
-            args += ["--select", *self.select]
-        if self.exclude:
-            args += ["--exclude", *self.exclude]
+        select = self.select if select is None else select
+        if select:
+            args += ["--select", *select]
+        if self.exclude or exclude:
+            args += ["--exclude", *self.exclude, *exclude]
         if self.vars:
             args += ["--vars", self.vars]
         if self.full_refresh:
@@ -110,20 +119,36 @@ def run_dbt(
     with connect(config.warehouse, role="warehouse", application_name="dbt-runner check"):
         pass  # an unreachable warehouse exits 3 here, with a clean message, before dbt starts
     work = Path(tempfile.mkdtemp(prefix="datakit-dbt-"))
-    args = [
-        *command,
-        *selection.args(),  # with its --vars
+    common = [
         *project_args(config, work / "target", None, log_path=work / "logs"),
         "--log-format",
         current_format(),  # dbt's log lines match the runner's
     ]
     if not sys.stderr.isatty() or current_format() == "json":
-        args.append("--no-use-colors")  # no terminal escapes in JSON lines, files, collectors
-    log.info("dbt %s", " ".join(command + selection.args()))
+        common.append("--no-use-colors")  # no terminal escapes in JSON lines, files, collectors
     export_profile_environment(config)
     from dbt.cli.main import dbtRunner  # imported late: dbt takes a second to import
 
     manifest = load_manifest(config, selection.vars)
+    rebuild: Rebuild | None = None
+    select: list[str] | None = None
+    exclude: list[str] = []
+    if selection.since_last_build:
+        if manifest is None:
+            manifest = _parse(dbtRunner, selection, common)
+        rebuild = _plan_rebuild(config, manifest, selection, dbtRunner, common)
+        if not rebuild.names:
+            log.info(
+                "nothing to %s: no input of the selected nodes changed since their last build",
+                command[0],
+            )
+            return {**_summarise(command, []), "since_last_build": {"built": {}}}
+        select = rebuild.names
+        if command[0] == "build" and rebuild.data_only:
+            exclude = ["resource_type:unit_test"]
+            log.info("unit tests left out: the code is the one they passed (data changed only)")
+    args = [*command, *selection.args(select, exclude), *common]  # with its --vars
+    log.info("dbt %s", " ".join(command + selection.args(select, exclude)))
     with redirect_stdout(sys.stderr):  # stdout carries only the RunResult line
         outcome = dbtRunner(manifest=manifest).invoke(args)
     # `source freshness` writes sources.json; every other command writes run_results.json.
@@ -131,6 +156,9 @@ def run_dbt(
         work / "target" / "sources.json"
     )
     output = _summarise(command, nodes)
+    if rebuild is not None:
+        output["since_last_build"] = {"built": rebuild.reasons}
+        _record(config, manifest, rebuild, nodes)
     if lineage is not None and lineage.enabled:
         lineage.record(*_lineage(config, outcome.result, manifest, work / "target"))
     if outcome.exception is not None:
@@ -145,6 +173,68 @@ def run_dbt(
     if docs_output is not None:
         output["docs"] = publish_docs(work / "target", docs_output)
     return output
+
+
+def _state_schema(config: DbtRunnerConfig) -> str:
+    """Where `--since-last-build` keeps its records: the profile's target schema."""
+    return layer_schema("silver", config.tenant_schema_prefix)
+
+
+def _record(
+    config: DbtRunnerConfig, manifest: Any, rebuild: Rebuild, nodes: list[dict[str, Any]]
+) -> None:
+    """Record what was built. A record that cannot be written costs the next run a rebuild of
+    those nodes, never a wrong skip, so it is a warning, not a failed run."""
+    try:
+        with connect(config.warehouse, role="warehouse", application_name="dbt-runner") as conn:
+            recorded = record_built(conn, manifest, _state_schema(config), rebuild, nodes)
+    except (psycopg.Error, TransientError) as exc:
+        log.warning("could not record this build (the next one builds these nodes again): %s", exc)
+        return
+    log.info("recorded %d built node(s) for --since-last-build", recorded)
+
+
+def _parse(dbt_runner: Any, selection: Selection, common: list[str]) -> Any:
+    """The project's manifest, parsed now (the image's pre-parsed one did not apply)."""
+    vars_ = ["--vars", selection.vars] if selection.vars else []
+    with redirect_stdout(sys.stderr):
+        outcome = dbt_runner().invoke(["parse", *vars_, *common])
+    if outcome.exception is not None or outcome.result is None:
+        raise _classify(outcome.exception or RuntimeError("dbt parse returned no manifest"))
+    return outcome.result
+
+
+def _plan_rebuild(
+    config: DbtRunnerConfig, manifest: Any, selection: Selection, dbt_runner: Any, common: list[str]
+) -> Rebuild:
+    """The nodes of the selection whose inputs changed since they were last built."""
+    scope = None
+    if selection.select or selection.exclude:
+        listing = ["ls", "--output", "json", "--output-keys", "unique_id"]
+        listing += ["--select", *selection.select] if selection.select else []
+        listing += ["--exclude", *selection.exclude] if selection.exclude else []
+        listing += ["--vars", selection.vars] if selection.vars else []
+        for kind in ("model", "snapshot", "seed"):
+            listing += ["--resource-type", kind]
+        with redirect_stdout(sys.stderr):
+            outcome = dbt_runner(manifest=manifest).invoke([*listing, *common])
+        if outcome.exception is not None:
+            raise _classify(outcome.exception)
+        scope = {json.loads(line)["unique_id"] for line in outcome.result or []}
+        if not scope:
+            raise ConfigError(
+                f"`--select {' '.join(selection.select)}` matches no model, snapshot or seed of "
+                f"the project `{config.project_dir}`. Check the names (`dbt ls`) or the selector "
+                "syntax."
+            )
+    code = code_version(parse_inputs(config, selection.vars))
+    with connect(config.warehouse, role="warehouse", application_name="dbt-runner") as conn:
+        rebuild = plan_rebuild(
+            conn, manifest, _state_schema(config), code, scope, selection.full_refresh
+        )
+    for uid, reason in sorted(rebuild.reasons.items()):
+        log.info("building %s: %s", uid, reason)
+    return rebuild
 
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")

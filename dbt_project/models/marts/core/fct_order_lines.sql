@@ -2,18 +2,17 @@
 --
 -- Incremental: a run rebuilds the lines whose line was loaded into Silver after the newest
 -- `line_loaded_at` here, or whose order after the newest `order_loaded_at` (index lookups, not a
--- scan of every line), and first deletes the lines whose line or order became a tombstone since
--- (see delete_gone_order_lines). One watermark per Silver table: loads of different tables can
--- commit in any order, so a single combined watermark could step over a late one.
--- `analyze` after each run: the readers right after (tests, other models) plan with the new
--- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
+-- scan of every line; see order_lines_to_rebuild). The pre-hook first moves those lines into
+-- fct_order_lines__replaced, from which mart_pricing_summary subtracts them; the model then
+-- appends the live ones (`append`: no second delete).
+-- `analyze` after each run (analyze_after_build): the readers right after plan with the new rows.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['order_id', 'line_number'],
+    incremental_strategy='append',
     on_schema_change='append_new_columns',
-    post_hook='analyze {{ this }}',
-    pre_hook="{{ delete_gone_order_lines() }}",
+    post_hook="{{ analyze_after_build(['line_loaded_at', 'order_loaded_at', 'built_at']) }}",
+    pre_hook="{{ remove_rows_to_rebuild(order_lines_to_rebuild, ['order_id', 'line_number'],
+        ['ship_date', 'return_flag', 'line_status', 'quantity', 'extended_price', 'discount', 'tax']) }}",
     indexes=[
         {'columns': ['order_id', 'line_number'], 'unique': true},
         {'columns': ['line_loaded_at']},
@@ -33,17 +32,8 @@ orders as (
 ),
 
 {% if is_incremental() %}
--- Reads the relations, not the CTEs above: a CTE read twice is materialized in full.
 changed_lines as (
-    select order_id, line_number
-    from {{ ref('stg_erp__lineitems') }}
-    where loaded_at > {{ watermark('line_loaded_at') }}
-    union
-    select changed_orders_lines.order_id, changed_orders_lines.line_number
-    from {{ ref('stg_erp__orders') }} as changed_orders
-    inner join {{ ref('stg_erp__lineitems') }} as changed_orders_lines
-        on changed_orders.order_id = changed_orders_lines.order_id
-    where changed_orders.loaded_at > {{ watermark('order_loaded_at') }}
+    {{ order_lines_to_rebuild() }}
 ),
 {% endif %}
 

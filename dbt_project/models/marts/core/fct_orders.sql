@@ -3,18 +3,19 @@
 --
 -- Incremental: a run recomputes the orders whose header was loaded into Silver after the newest
 -- `order_loaded_at` here, or any of whose lines (changed, added or deleted) after the newest
--- `lines_loaded_at`, and first deletes the orders that became tombstones since then.
+-- `lines_loaded_at` (see orders_to_rebuild). The pre-hook first moves those orders into
+-- fct_orders__replaced, from which int_revenue_by_customer_year subtracts them; the model then
+-- appends the live ones (`append`: no second delete).
 -- Only incremental runs read stg_erp__lineitems, so dbt needs the dependency spelled out:
 -- depends_on: {{ ref('stg_erp__lineitems') }}
--- `analyze` after each run: the readers right after (tests, other models) plan with the new
--- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
+-- `analyze` after each run (analyze_after_build): the readers right after plan with the new rows.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='order_id',
+    incremental_strategy='append',
     on_schema_change='append_new_columns',
-    post_hook='analyze {{ this }}',
-    pre_hook="{{ delete_gone_orders() }}",
+    post_hook="{{ analyze_after_build(['order_loaded_at', 'lines_loaded_at', 'built_at']) }}",
+    pre_hook="{{ remove_rows_to_rebuild(orders_to_rebuild, ['order_id'],
+        ['customer_id', 'order_date', 'line_count', 'net_revenue']) }}",
     indexes=[
         {'columns': ['order_id'], 'unique': true},
         {'columns': ['order_loaded_at']},
@@ -36,13 +37,7 @@ order_lines as (
 
 {% if is_incremental() %}
 changed_orders as (
-    select order_id
-    from {{ ref('stg_erp__orders') }}
-    where loaded_at > {{ watermark('order_loaded_at') }}
-    union
-    select order_id
-    from {{ ref('stg_erp__lineitems') }}
-    where loaded_at > {{ watermark('lines_loaded_at') }}
+    {{ orders_to_rebuild() }}
 ),
 
 orders_to_build as (

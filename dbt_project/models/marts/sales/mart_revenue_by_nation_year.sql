@@ -1,12 +1,12 @@
 -- Net revenue (extended price less discount) by the customer's nation and the order year.
 -- A customer's nation is its current one (the history in dim_customers starts with the first
--- snapshot, after these orders were placed). Built on fct_orders, whose lines are already
--- summed per order: 4× fewer rows than the lines, and no distinct counts over them.
+-- snapshot, after these orders were placed). Sums int_revenue_by_customer_year, which keeps
+-- fct_orders summed per customer and year from deltas: one row per ordering customer and year,
+-- so the customer count is a row count.
 with
 
-orders as (
-    select * from {{ ref('fct_orders') }}
-    where line_count > 0
+customer_years as (
+    select * from {{ ref('int_revenue_by_customer_year') }}
 ),
 
 customers as (
@@ -19,19 +19,19 @@ final as (
         customers.region_name,
         customers.nation_id,
         customers.nation_name,
-        extract(year from orders.order_date)::integer as order_year,
-        sum(orders.net_revenue) as revenue,
-        count(*) as order_count,
-        count(distinct orders.customer_id) as customer_count,
-        sum(orders.line_count)::bigint as line_count
-    from orders
+        customer_years.order_year,
+        sum(customer_years.revenue) as revenue,
+        sum(customer_years.order_count)::bigint as order_count,
+        count(*) as customer_count,
+        sum(customer_years.line_count)::bigint as line_count
+    from customer_years
     inner join customers
-        on orders.customer_id = customers.customer_id
+        on customer_years.customer_id = customers.customer_id
     group by
         customers.region_name,
         customers.nation_id,
         customers.nation_name,
-        extract(year from orders.order_date)
+        customer_years.order_year
 )
 
 select * from final

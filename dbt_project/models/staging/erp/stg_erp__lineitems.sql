@@ -1,12 +1,11 @@
 -- Incremental like stg_erp__orders: only the Bronze rows loaded since the newest one here
 -- move, and deleted lines stay as tombstones (`deleted_at` set) for the Gold facts.
--- `analyze` after each run: the readers right after (tests, other models) plan with the new
--- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
+-- `analyze` after each run (analyze_after_build): the readers right after plan with the new rows.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    post_hook='analyze {{ this }}',
+    post_hook="{{ analyze_after_build(['loaded_at', 'built_at']) }}",
     unique_key=['order_id', 'line_number'],
     indexes=[
         {'columns': ['order_id', 'line_number'], 'unique': true},

@@ -2,13 +2,12 @@
 -- (`_dk_loaded_at`, which the loader also moves when it marks a delete) and replaces those
 -- orders. Deleted orders stay as tombstones (`deleted_at` set) so the incremental Gold facts
 -- can remove them too; readers of live orders filter `deleted_at is null`.
--- `analyze` after each run: the readers right after (tests, other models) plan with the new
--- rows' `loaded_at` and `built_at` in the statistics, not with estimates from before.
+-- `analyze` after each run (analyze_after_build): the readers right after plan with the new rows.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    post_hook='analyze {{ this }}',
+    post_hook="{{ analyze_after_build(['loaded_at', 'built_at']) }}",
     unique_key='order_id',
     indexes=[
         {'columns': ['order_id'], 'unique': true},
