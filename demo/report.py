@@ -79,6 +79,9 @@ def report_run(conn: psycopg.Connection, plan: TenantPlan, run: DagRun, title: s
             f"{tests.get('fail', 0)} failed, {tests.get('warn', 0)} warned"
         )
         lines += [f"    failing: {name}" for name in tests.get("failing", [])]
+        if (since := output.get("since_last_build")) is not None:
+            built = sorted(uid.rsplit(".", 1)[-1] for uid in since["built"])
+            lines.append(f"    built: {', '.join(built) or 'nothing (no input changed)'}")
     prefix = tenant_prefix(plan)
     for schema in (layer_schema("silver", prefix), layer_schema("gold", prefix)):
         tables = conn.execute(
