@@ -160,3 +160,9 @@ def test_both_tenants_run_at_once_and_each_gold_equals_its_own_source(
     for schema, tenant in (("datakit", "acme"), ("globex_datakit", "globex")):
         ledger = warehouse.execute(f"select distinct tenant, status from {schema}.runs")
         assert ledger == [(tenant, "succeeded")], (schema, ledger)
+    # What dbt's `--since-last-build` records is each tenant's own, beside its Silver, owned by
+    # its transformer (the isolation matrix shows no other tenant's role reaches that schema).
+    records = warehouse.execute(
+        "select schemaname, tableowner from pg_tables where tablename = 'dk_built_nodes' order by 1"
+    )
+    assert records == [("globex_silver", "globex_transformer"), ("silver", "acme_transformer")]

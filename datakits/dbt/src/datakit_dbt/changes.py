@@ -155,9 +155,7 @@ def _signature(conn: psycopg.Connection, source: Any) -> list[Any] | None:
     try:
         with conn.transaction():
             row = conn.execute(query).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    except psycopg.errors.UndefinedColumn:
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
         return None
     return list(row) if row else None
 

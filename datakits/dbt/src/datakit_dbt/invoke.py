@@ -8,6 +8,7 @@ rows affected and timing, and the test tally with the failing tests' names.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -210,10 +211,8 @@ def _plan_rebuild(
     """The nodes of the selection whose inputs changed since they were last built."""
     scope = None
     if selection.select or selection.exclude:
-        listing = ["ls", "--output", "json", "--output-keys", "unique_id"]
-        listing += ["--select", *selection.select] if selection.select else []
-        listing += ["--exclude", *selection.exclude] if selection.exclude else []
-        listing += ["--vars", selection.vars] if selection.vars else []
+        listed = dataclasses.replace(selection, full_refresh=False)  # `ls` takes no such flag
+        listing = ["ls", *listed.args(), "--output", "json", "--output-keys", "unique_id"]
         for kind in ("model", "snapshot", "seed"):
             listing += ["--resource-type", kind]
         with redirect_stdout(sys.stderr):
