@@ -80,7 +80,7 @@ STREAM = [
 
 def test_transactions_carry_the_tables_events_and_every_commit_position() -> None:
     found = list(transactions(STREAM, TABLE))
-    assert [t.end_lsn for t in found] == [100, 200, 300]  # the other table's too: positions move
+    assert [t.end_lsn for t in found] == [100, 200, 300]
     assert [e.op for e in found[1].events] == ["update", "update", "delete"]
     assert found[1].events[0].new == {"id": "1", "note": UNCHANGED}
     assert found[1].events[1].old == {"id": "2", "note": None}
@@ -98,6 +98,17 @@ def test_fold_keeps_the_last_state_of_each_key_after_the_position() -> None:
     }
     assert (changes.inserts, changes.updates, changes.deletes) == (0, 2, 2)
     assert not fold(transactions(STREAM, TABLE), after=300, key=("id",), start="0/12C").rows
+
+
+def test_the_position_moves_to_where_the_stream_was_read_even_without_a_change() -> None:
+    """PostgreSQL 15+ sends no transaction that touches no published table, so a table that
+    did not change would otherwise keep its position, and its slot the WAL, for ever."""
+    quiet = fold(iter(()), after=300, key=("id",), start="0/12C", read_upto=0x500)
+    assert quiet.empty and (quiet.start_lsn, quiet.end_lsn) == ("0/12C", "0/500")
+    changed = fold(transactions(STREAM, TABLE), after=100, key=("id",), start="0/64", read_upto=150)
+    assert changed.end_lsn == "0/12C"  # a commit later than the read position: the commit's
+    behind = fold(iter(()), after=300, key=("id",), start="0/12C", read_upto=200)
+    assert behind.end_lsn == "0/12C"  # never back
 
 
 def test_an_unchanged_value_comes_from_the_rows_earlier_change_or_its_key_in_bronze() -> None:

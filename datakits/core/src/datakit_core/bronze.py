@@ -242,7 +242,11 @@ def load_table(
                     ctx.plans.append(plan)
                     result = _execute(warehouse, source, plan, stamp, ctx, Stream(capture, start))
                 result.duration_s = round(time.monotonic() - clock, 3)
-                if plan.cursor and result.status == "succeeded":
+                # A cdc table with no change still records how far its stream was read.
+                moved = result.watermark_after != plan.watermark_before
+                if plan.cursor and (
+                    result.status == "succeeded" or (result.status == "nothing_to_do" and moved)
+                ):
                     state.write_watermark(
                         warehouse, key, plan.cursor, result.watermark_after, ctx.run_id
                     )
@@ -515,7 +519,7 @@ def _apply_changes(
     if changes.empty:
         result.status = "nothing_to_do"
         result.schema_changes = []
-        log.info("%s: no changes after %s", plan.spec.name, plan.watermark_before)
+        log.info("%s: no changes from %s to %s", plan.spec.name, changes.start_lsn, changes.end_lsn)
         return result
     _prepare_target(warehouse, plan, ctx)
     _index_merge_target(warehouse, plan)
@@ -530,7 +534,9 @@ def _apply_changes(
     if deleted and deletes is not Deletes.IGNORE:
         keys = plan.schema_plan.key_columns(plan.primary_key)
         _temp_table(warehouse, "_dk_deleted_keys", keys)
-        _write_rows(warehouse, "_dk_deleted_keys", [c.name for c in keys], deleted)
+        _write_rows(
+            warehouse, "_dk_deleted_keys", [c.name for c in keys], deleted, plan.primary_key
+        )
         match = sql.SQL("exists (select from _dk_deleted_keys k where {})").format(
             _key_match(plan.primary_key, "t", "k")
         )
@@ -582,7 +588,7 @@ def _stage_changed_rows(
     warehouse.execute("alter table _dk_changes add _dk_unchanged text[], add _dk_origin text[]")
     _set_metadata_defaults(warehouse, _ident("_dk_changes"), stamp)
     names = [*(c.name for c in columns), "_dk_unchanged", "_dk_origin"]
-    _write_rows(warehouse, "_dk_changes", names, rows)
+    _write_rows(warehouse, "_dk_changes", names, rows, plan.primary_key)
     moved_from = sql.SQL(" and ").join(
         sql.SQL("t.{} = (s._dk_origin[{}])::{}").format(_ident(k.name), i, sql.SQL(k.type))
         for i, k in enumerate(keys, start=1)
@@ -611,9 +617,14 @@ def _temp_table(warehouse: psycopg.Connection, name: str, columns: tuple[Column,
 
 
 def _write_rows(
-    warehouse: psycopg.Connection, table: str, names: list[str], rows: Iterable[tuple[Any, ...]]
+    warehouse: psycopg.Connection,
+    table: str,
+    names: list[str],
+    rows: Iterable[tuple[Any, ...]],
+    keys: tuple[str, ...],
 ) -> None:
-    """Rows the runner holds as Python values (a change stream's), copied into `table`."""
+    """Rows the runner holds as Python values (a change stream's), copied into `table`, which is
+    joined to Bronze on `keys`."""
     statement = sql.SQL("copy {} ({}) from stdin").format(
         _ident(table), sql.SQL(", ").join(map(_ident, names))
     )
@@ -621,8 +632,11 @@ def _write_rows(
         for row in rows:
             copy.write_row(row)
     # Without statistics a temporary table looks big to the planner, which then joins it to
-    # Bronze by scanning all of Bronze rather than through the key index.
-    warehouse.execute(sql.SQL("analyze {}").format(_ident(table)))
+    # Bronze by scanning all of Bronze rather than through the key index. The join reads only
+    # the key columns' statistics; sampling the others would cost as much again.
+    warehouse.execute(
+        sql.SQL("analyze {} ({})").format(_ident(table), sql.SQL(", ").join(map(_ident, keys)))
+    )
 
 
 def _remove(

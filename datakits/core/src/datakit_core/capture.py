@@ -98,7 +98,8 @@ class ChangeSet:
 
     @property
     def empty(self) -> bool:
-        return self.end_lsn == self.start_lsn
+        """Nothing to apply (the position may still have moved past other tables' changes)."""
+        return not self.rows and not self.truncated
 
 
 class Capture(Protocol):

@@ -15,6 +15,8 @@ Where events go is the client's own configuration, read from the environment: `O
 With none of them set, lineage is off: no client, no event, no log line. A backend that is down
 never fails a run: the first event it refuses is logged as a warning and the run's later events
 are dropped, so a run loses at most one short HTTP timeout (`DK_LINEAGE_TIMEOUT_S`) to it.
+
+The client and the event models are in `lineage_events`, imported only when lineage is on.
 """
 
 from __future__ import annotations
@@ -25,53 +27,22 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
-
-from openlineage.client.client import OpenLineageClient
-from openlineage.client.generated import (
-    column_lineage_dataset,
-    error_message_run,
-    job_type_job,
-    output_statistics_output_dataset,
-    parent_run,
-    processing_engine_run,
-    schema_dataset,
-)
-from openlineage.client.generated.base import (
-    DatasetFacet,
-    EventType,
-    InputDataset,
-    Job,
-    JobFacet,
-    OutputDataset,
-    Run,
-    RunEvent,
-    RunFacet,
-)
-from openlineage.client.transport.http import HttpConfig, HttpTransport
+from typing import TYPE_CHECKING, Literal
 
 from datakit_contract import env
 from datakit_contract.result import RunResult
-from datakit_core.masking import mask, register_secret
+from datakit_core.masking import mask
 from datakit_core.schema import Column
+
+if TYPE_CHECKING:  # the client is imported only when lineage is on (a fifth of a runner's start)
+    from openlineage.client.client import OpenLineageClient
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "https://github.com/datakit/datakit/tree/main/datakits/core"
 DEFAULT_NAMESPACE = "datakit"
-DEFAULT_TIMEOUT_S = 5.0
-# One quick retry for a refused connection or a 5xx; a timeout is not retried (it already cost
-# `DK_LINEAGE_TIMEOUT_S`).
-HTTP_RETRY = {
-    "total": 1,
-    "read": 0,
-    "backoff_factor": 0.2,
-    "status_forcelist": [500, 502, 503, 504],
-    "allowed_methods": ["POST"],
-}
 COMPLETE_STATUSES = frozenset({"succeeded", "nothing_to_do"})
+EventKind = Literal["START", "COMPLETE", "FAIL"]
 
 
 @dataclass(frozen=True)
@@ -153,42 +124,23 @@ def identity_copy(
     return Output(target, rows, size_bytes, columns_from)
 
 
-def client_from_environment(environ: Mapping[str, str]) -> OpenLineageClient | None:
-    """The client the environment configures, or `None` when lineage is off."""
+def configured(environ: Mapping[str, str]) -> bool:
+    """Whether the environment sends lineage anywhere (the client's own configuration)."""
     if environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
-        return None
-    if url := environ.get(env.OPENLINEAGE_URL, "").strip():
-        return OpenLineageClient(transport=HttpTransport(http_config(url, environ)))
-    configured = bool(environ.get("OPENLINEAGE_CONFIG")) or any(
-        name.startswith("OPENLINEAGE__TRANSPORT") and value for name, value in environ.items()
-    )
-    if configured or _config_file_exists():
-        return OpenLineageClient()
-    return None
-
-
-def http_config(url: str, environ: Mapping[str, str]) -> HttpConfig:
-    """HTTP transport to `url` with a short timeout and one retry: lineage must not hold up a
-    run whose backend is slow or gone."""
-    settings: dict[str, Any] = {
-        "type": "http",
-        "url": url,
-        "timeout": float(environ.get(env.LINEAGE_TIMEOUT) or DEFAULT_TIMEOUT_S),
-        "retry": HTTP_RETRY,
-    }
-    if endpoint := environ.get("OPENLINEAGE_ENDPOINT"):
-        settings["endpoint"] = endpoint
-    if api_key := environ.get("OPENLINEAGE_API_KEY"):
-        register_secret(api_key)  # a secret like the runner's own: masked in every output
-        settings["auth"] = {"type": "api_key", "apiKey": api_key}
-    return HttpConfig.from_dict(settings)
-
-
-def _config_file_exists() -> bool:
-    # Where the client looks for its YAML when OPENLINEAGE_CONFIG is unset.
-    return any(
-        path.is_file()
-        for path in (Path.cwd() / "openlineage.yml", Path.home() / ".openlineage/openlineage.yml")
+        return False
+    return (
+        bool(environ.get(env.OPENLINEAGE_URL, "").strip())
+        or bool(environ.get("OPENLINEAGE_CONFIG"))
+        or any(
+            name.startswith("OPENLINEAGE__TRANSPORT") and value for name, value in environ.items()
+        )
+        or any(
+            path.is_file()
+            for path in (
+                Path.cwd() / "openlineage.yml",
+                Path.home() / ".openlineage/openlineage.yml",
+            )
+        )
     )
 
 
@@ -220,7 +172,10 @@ class Lineage:
         if not self._resolved:
             self._resolved = True
             try:
-                self._client = client_from_environment(self.environ)
+                if configured(self.environ):
+                    from datakit_core import lineage_events
+
+                    self._client = lineage_events.client(self.environ)
             except Exception as exc:  # a bad transport setting: say so, run without lineage
                 log.warning("OpenLineage is configured but unusable, so off for this run: %s", exc)
         return self._client
@@ -265,7 +220,7 @@ class Lineage:
         self.record(inputs, outputs)
         if not self._started:
             self._started = True
-            self._send(EventType.START, datetime.now(UTC))
+            self._send("START", datetime.now(UTC))
 
     def finish(self, result: RunResult) -> None:
         """Send COMPLETE, or FAIL with the error, for the run's `RunResult` (START first when the
@@ -273,51 +228,18 @@ class Lineage:
         self.command = self.command or result.command
         if not self._started:
             self._started = True
-            self._send(EventType.START, result.started_at)
+            self._send("START", result.started_at)
         if result.status in COMPLETE_STATUSES:
-            self._send(EventType.COMPLETE, result.finished_at)
+            self._send("COMPLETE", result.finished_at)
         else:
-            self._send(EventType.FAIL, result.finished_at, error=failure_message(result))
+            self._send("FAIL", result.finished_at, error=failure_message(result))
 
-    def event(
-        self, kind: EventType, at: datetime, error: str | None = None, final: bool = False
-    ) -> RunEvent:
-        """The event of this run at `at`; statistics and column lineage only in `final` ones."""
-        run_facets: dict[str, RunFacet] = {
-            "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-                version=self.version,
-                name=self.runner,
-                openlineageAdapterVersion=package_version("openlineage-python"),
-            )
-        }
-        if parent := self.parent:
-            run_facets["parent"] = parent_run.ParentRunFacet(
-                run=parent_run.Run(runId=parent.run_id),
-                job=parent_run.Job(namespace=parent.namespace, name=parent.job_name),
-            )
-        if error is not None:
-            run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=mask(error), programmingLanguage="python"
-            )
-        job_facets: dict[str, JobFacet] = {
-            "jobType": job_type_job.JobTypeJobFacet(
-                processingType="BATCH", integration="DATAKIT", jobType="TASK"
-            )
-        }
-        return RunEvent(
-            eventType=kind,
-            eventTime=at.isoformat(),
-            run=Run(runId=self.run_id, facets=run_facets),
-            job=Job(namespace=self.namespace, name=self.job_name, facets=job_facets),
-            producer=PRODUCER,
-            inputs=[_input(d) for d in self.inputs.values()],
-            outputs=[_output(o, final) for o in self.outputs.values()],
-        )
-
-    def _send(self, kind: EventType, at: datetime, error: str | None = None) -> None:
+    def _send(self, kind: EventKind, at: datetime, error: str | None = None) -> None:
         if self._broken or self.client is None:
             return
-        event = self.event(kind, at, error, final=kind is not EventType.START)
+        from datakit_core.lineage_events import build_event
+
+        event = build_event(self, kind, at, error, final=kind != "START")
         try:
             self.client.emit(event)
         except Exception as exc:
@@ -325,7 +247,7 @@ class Lineage:
             log.warning(
                 "Could not send the OpenLineage %s event (%s); the run goes on without lineage. "
                 "Check `%s` or the OpenLineage transport settings.",
-                kind.value,
+                kind,
                 mask(str(exc)),
                 env.OPENLINEAGE_URL,
             )
@@ -337,59 +259,3 @@ def failure_message(result: RunResult) -> str:
         return result.error.message
     failed = [f"{t.table}: {t.error}" for t in result.tables if t.status == "failed"]
     return "; ".join(failed) or f"the run ended with status `{result.status}`"
-
-
-def _schema(dataset: Dataset) -> dict[str, DatasetFacet]:
-    if not dataset.columns:
-        return {}
-    fields = [
-        schema_dataset.SchemaDatasetFacetFields(
-            name=c.name, type=c.type or None, ordinal_position=i
-        )
-        for i, c in enumerate(dataset.columns, start=1)
-    ]
-    return {"schema": schema_dataset.SchemaDatasetFacet(fields=fields)}
-
-
-def _input(dataset: Dataset) -> InputDataset:
-    return InputDataset(namespace=dataset.namespace, name=dataset.name, facets=_schema(dataset))
-
-
-def _output(output: Output, final: bool) -> OutputDataset:
-    dataset = output.dataset
-    facets = _schema(dataset)
-    output_facets: dict[str, Any] = {}
-    if final and output.columns_from:
-        facets["columnLineage"] = column_lineage_dataset.ColumnLineageDatasetFacet(
-            fields={
-                name: column_lineage_dataset.Fields(
-                    inputFields=[_input_field(source) for source in sources]
-                )
-                for name, sources in output.columns_from.items()
-            }
-        )
-    if final and (output.rows is not None or output.size_bytes is not None):
-        output_facets["outputStatistics"] = (
-            output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                rowCount=output.rows, size=output.size_bytes
-            )
-        )
-    return OutputDataset(
-        namespace=dataset.namespace,
-        name=dataset.name,
-        facets=facets,
-        outputFacets=output_facets,
-    )
-
-
-def _input_field(source: ColumnSource) -> column_lineage_dataset.InputField:
-    transformation = column_lineage_dataset.Transformation(
-        type="DIRECT",
-        subtype="IDENTITY" if source.identity else "TRANSFORMATION",
-    )
-    return column_lineage_dataset.InputField(
-        namespace=source.dataset.namespace,
-        name=source.dataset.name,
-        field=source.column,
-        transformations=[transformation],
-    )

@@ -92,6 +92,9 @@ def load_manifest(config: DbtRunnerConfig, vars_: str | None) -> Any | None:
     from dbt.contracts.graph.manifest import Manifest
 
     manifest = Manifest.from_msgpack((baked / STATE_FILE).read_bytes())
+    # The `graph` context variable, which dbt builds after its own parse; a manifest read back
+    # from its file has none, and a macro reading `graph.nodes` would fail to compile.
+    manifest.build_flat_graph()  # type: ignore[no-untyped-call]
     log.info("using the image's pre-parsed manifest (%d nodes)", len(manifest.nodes))
     return manifest
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 PLUGIN = "pgoutput"
 MAX_NAME = 63  # PostgreSQL's identifier length
 PEEK_BATCH = 10_000  # change messages fetched per round trip
+_U16 = struct.Struct("!H").unpack_from
+_U32 = struct.Struct("!I").unpack_from
 
 
 def slot_name(tenant: str, source: str, table: str) -> str:
@@ -102,25 +104,32 @@ class _Reader:
         return value
 
     def tuple(self, columns: list[str]) -> dict[str, Value]:
+        # The hot loop of a change batch (one call per changed row): locals, no per-field calls.
+        data, at = self.data, self.at
+        (count,) = _U16(data, at)
+        at += 2
         values: dict[str, Value] = {}
-        for name in columns[: self.take("!H")]:
-            kind = self.byte()
-            if kind == "n":
+        for name in columns[:count]:
+            kind = data[at]
+            at += 1
+            if kind == 116:  # 't': the value in text form
+                (length,) = _U32(data, at)
+                at += 4
+                values[name] = data[at : at + length].decode()
+                at += length
+            elif kind == 110:  # 'n': null
                 values[name] = None
-            elif kind == "u":
+            elif kind == 117:  # 'u': an unchanged TOAST value, not sent
                 values[name] = UNCHANGED
-            elif kind == "t":
-                length = self.take("!I")
-                values[name] = self.data[self.at : self.at + length].decode()
-                self.at += length
             else:
-                raise JobFailed(f"pgoutput tuple value of kind `{kind}` is not supported")
+                raise JobFailed(f"pgoutput tuple value of kind `{chr(kind)}` is not supported")
+        self.at = at
         return values
 
 
 def transactions(messages: Iterable[bytes], table: tuple[str, str]) -> Iterator[Transaction]:
-    """The committed transactions of the stream, each with its events on `table` (schema, name);
-    transactions that do not touch it come out empty, so the position still moves past them."""
+    """The committed transactions of the stream, each with its events on `table` (schema, name).
+    (PostgreSQL 15 and later send no transaction that touches no published table at all.)"""
     relations: dict[int, Relation] = {}
     events: list[Event] = []
     for message in messages:
@@ -170,10 +179,20 @@ def _row_event(kind: str, reader: _Reader, columns: list[str]) -> Event:
     return Event("update", new=reader.tuple(columns), old=old)
 
 
-def fold(found: Iterable[Transaction], after: int, key: tuple[str, ...], start: str) -> ChangeSet:
+def fold(
+    found: Iterable[Transaction],
+    after: int,
+    key: tuple[str, ...],
+    start: str,
+    read_upto: int = 0,
+) -> ChangeSet:
     """The transactions that committed after `after`, folded into the last state of each key:
     what the loader applies. A key that changed is deleted then written again; a truncate forgets
-    what came before it."""
+    what came before it.
+
+    `read_upto` is a position the stream was read past: every transaction that committed before
+    it is in `found`. The changes end there when that is later than their last commit, so a table
+    that did not change still moves on (and its slot lets go of the WAL it read)."""
     changes = ChangeSet(start_lsn=start, end_lsn=start)
     for txn in found:
         if txn.end_lsn <= after:
@@ -193,6 +212,8 @@ def fold(found: Iterable[Transaction], after: int, key: tuple[str, ...], start: 
             changes.upsert(new, event.new, inserted=event.op == "insert", was=moved)
             if moved is not None:
                 changes.delete(moved)
+    if read_upto > max(after, lsn_int(changes.end_lsn)):
+        changes.end_lsn = lsn_text(read_upto)
     return changes
 
 
@@ -278,6 +299,13 @@ class PgCapture:
                 "by hand?): changes since the last run are lost to it. Reset the table's state "
                 "(`state reset --table …`) so the next run loads it whole again"
             )
+        # The peek reads the WAL up to where it is flushed when it starts, so every transaction
+        # that committed before this position is in what it returns.
+        row = self.conn.execute(
+            "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
+            "else pg_current_wal_flush_lsn() end)::text"
+        ).fetchone()
+        read_upto = lsn_int(row[0]) if row and row[0] else 0
         # Streamed through a server-side cursor and folded as they come: the runner holds the
         # last state of each changed key, never the whole stream's messages at once.
         with self.conn.transaction(), self.conn.cursor(name="dk_changes") as cursor:
@@ -288,7 +316,7 @@ class PgCapture:
                 (self.name, self.name),
             )
             found = transactions((bytes(r[0]) for r in cursor), (self.schema, self.table))
-            return fold(found, lsn_int(after), key, after)
+            return fold(found, lsn_int(after), key, after, read_upto)
 
     def confirm(self, lsn: str) -> None:
         """Let the source recycle the WAL up to `lsn`: called only once `lsn` is committed."""
