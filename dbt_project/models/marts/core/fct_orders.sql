@@ -6,8 +6,8 @@
 -- `lines_loaded_at` (see orders_to_rebuild). The pre-hook first moves those orders into
 -- fct_orders__replaced, from which int_revenue_by_customer_year subtracts them; the model then
 -- appends the live ones (`append`: no second delete).
--- The line totals come from Silver's lines with the measures fct_order_lines stores
--- (order_line_measures), not from fct_order_lines: the two facts build side by side.
+-- Only incremental runs read stg_erp__lineitems, so dbt needs the dependency spelled out:
+-- depends_on: {{ ref('stg_erp__lineitems') }}
 -- `analyze` after each run (analyze_after_build): the readers right after plan with the new rows.
 {{ config(
     materialized='incremental',
@@ -32,8 +32,7 @@ orders as (
 ),
 
 order_lines as (
-    select * from {{ ref('stg_erp__lineitems') }}
-    where deleted_at is null
+    select * from {{ ref('fct_order_lines') }}
 ),
 
 {% if is_incremental() %}
@@ -58,14 +57,14 @@ line_totals as (
         order_lines.order_id,
         count(*) as line_count,
         count(*) filter (where order_lines.return_flag = 'R') as returned_line_count,
-        count(*) filter (where {{ line_is_late('order_lines') }}) as late_line_count,
+        count(*) filter (where order_lines.is_late) as late_line_count,
         sum(order_lines.quantity) as total_quantity,
         sum(order_lines.extended_price) as gross_revenue,
-        sum({{ line_net_revenue('order_lines') }}) as net_revenue,
-        sum({{ line_charge('order_lines') }}) as total_charge,
+        sum(order_lines.net_revenue) as net_revenue,
+        sum(order_lines.charge) as total_charge,
         min(order_lines.ship_date) as first_ship_date,
         max(order_lines.receipt_date) as last_receipt_date,
-        max(order_lines.loaded_at) as lines_loaded_at
+        max(order_lines.line_loaded_at) as lines_loaded_at
     from order_lines
     {% if is_incremental() %}
     inner join changed_orders
