@@ -20,13 +20,14 @@
 ) }}
 
 {%- set keys = ['customer_id', 'order_year'] -%}
-{%- set measures = ['revenue', 'order_count', 'line_count'] %}
+{%- set measures = ['revenue', 'order_count', 'line_count'] -%}
+{%- set from_deltas = deltas_apply(ref('fct_orders')) %}
 
 with
 
-{% if deltas_apply(ref('fct_orders')) %}
--- +1 for each order built since this model, -1 for each order it held that the fact replaced.
 changes as (
+    {%- if from_deltas %}
+    -- +1 for each order built since this model, -1 for each order it held that the fact replaced.
     select customer_id, order_date, line_count, net_revenue, 1 as sign
     from {{ ref('fct_orders') }}
     where built_at > {{ watermark('built_at') }}
@@ -37,9 +38,15 @@ changes as (
     where replaced_at > {{ watermark('built_at') }}
         and built_at <= {{ watermark('built_at') }}
         and line_count > 0
+    {%- else %}
+    -- Every order, once.
+    select customer_id, order_date, line_count, net_revenue, 1 as sign
+    from {{ ref('fct_orders') }}
+    where line_count > 0
+    {%- endif %}
 ),
 
-delta as (
+summed as (
     select
         customer_id,
         extract(year from order_date)::integer as order_year,
@@ -51,25 +58,12 @@ delta as (
 ),
 
 totals as (
-    {{ add_delta_to_previous('delta', keys, measures) }}
-),
-{% else %}
-summed as (
-    select
-        customer_id,
-        extract(year from order_date)::integer as order_year,
-        sum(net_revenue) as revenue,
-        count(*) as order_count,
-        sum(line_count) as line_count
-    from {{ ref('fct_orders') }}
-    where line_count > 0
-    group by customer_id, extract(year from order_date)
-),
-
-totals as (
+    {%- if from_deltas %}
+    {{ add_delta_to_previous('summed', keys, measures) }}
+    {%- else %}
     {{ with_emptied_groups('summed', keys, measures) }}
+    {%- endif %}
 ),
-{% endif %}
 
 final as (
     select

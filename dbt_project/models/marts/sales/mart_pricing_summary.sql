@@ -36,9 +36,9 @@
 
 with
 
-{% if from_deltas %}
--- +1 for each line built since this mart, -1 for each line it held that the fact replaced.
 changes as (
+    {%- if from_deltas %}
+    -- +1 for each line built since this mart, -1 for each line it held that the fact replaced.
     select return_flag, line_status, quantity, extended_price, discount, tax, 1 as sign
     from {{ ref('fct_order_lines') }}
     where built_at > {{ watermark('built_at') }}
@@ -49,9 +49,15 @@ changes as (
     where replaced_at > {{ watermark('built_at') }}
         and built_at <= {{ watermark('built_at') }}
         and ship_date <= {{ cutoff }}
+    {%- else %}
+    -- Every line, once.
+    select return_flag, line_status, quantity, extended_price, discount, tax, 1 as sign
+    from {{ ref('fct_order_lines') }}
+    where ship_date <= {{ cutoff }}
+    {%- endif %}
 ),
 
-delta as (
+summed as (
     select
         return_flag,
         line_status,
@@ -66,32 +72,12 @@ delta as (
 ),
 
 totals as (
-    {{ add_delta_to_previous('delta', keys, measures) }}
-),
-{% else %}
-shipped as (
-    select * from {{ ref('fct_order_lines') }}
-    where ship_date <= {{ cutoff }}
-),
-
-summed as (
-    select
-        return_flag,
-        line_status,
-        sum(quantity) as sum_qty,
-        sum(extended_price) as sum_base_price,
-        sum(extended_price * (1 - discount)) as sum_disc_price,
-        sum(extended_price * (1 - discount) * (1 + tax)) as sum_charge,
-        sum(discount) as sum_discount,
-        count(*) as count_order
-    from shipped
-    group by return_flag, line_status
-),
-
-totals as (
+    {%- if from_deltas %}
+    {{ add_delta_to_previous('summed', keys, measures) }}
+    {%- else %}
     {{ with_emptied_groups('summed', keys, measures) }}
+    {%- endif %}
 ),
-{% endif %}
 
 final as (
     select
