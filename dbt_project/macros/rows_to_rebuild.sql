@@ -7,16 +7,22 @@
     They read the Silver relations, not CTEs: a CTE read twice is materialized in full.
 #}
 
+{#
+    Whole Silver lines, not only their keys: the fact reads them as they come, with no second
+    lookup of each line by its key. The second branch leaves out the lines the first has, so
+    the two never share a line and `union all` needs no deduplication.
+#}
 {% macro order_lines_to_rebuild() -%}
-    select order_id, line_number
-    from {{ ref('stg_erp__lineitems') }}
-    where loaded_at > {{ watermark('line_loaded_at') }}
-    union
-    select changed_orders_lines.order_id, changed_orders_lines.line_number
+    select changed_lines.*
+    from {{ ref('stg_erp__lineitems') }} as changed_lines
+    where changed_lines.loaded_at > {{ watermark('line_loaded_at') }}
+    union all
+    select changed_orders_lines.*
     from {{ ref('stg_erp__orders') }} as changed_orders
     inner join {{ ref('stg_erp__lineitems') }} as changed_orders_lines
         on changed_orders.order_id = changed_orders_lines.order_id
     where changed_orders.loaded_at > {{ watermark('order_loaded_at') }}
+        and (changed_orders_lines.loaded_at > {{ watermark('line_loaded_at') }}) is not true
 {%- endmacro %}
 
 

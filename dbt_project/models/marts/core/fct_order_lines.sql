@@ -24,18 +24,16 @@
 with
 
 lineitems as (
+    {% if is_incremental() %}
+    {{ order_lines_to_rebuild() }}
+    {% else %}
     select * from {{ ref('stg_erp__lineitems') }}
+    {% endif %}
 ),
 
 orders as (
     select * from {{ ref('stg_erp__orders') }}
 ),
-
-{% if is_incremental() %}
-changed_lines as (
-    {{ order_lines_to_rebuild() }}
-),
-{% endif %}
 
 order_lines as (
     select
@@ -67,11 +65,6 @@ order_lines as (
     from lineitems
     inner join orders
         on lineitems.order_id = orders.order_id
-    {% if is_incremental() %}
-    inner join changed_lines
-        on lineitems.order_id = changed_lines.order_id
-        and lineitems.line_number = changed_lines.line_number
-    {% endif %}
     where lineitems.deleted_at is null
         and orders.deleted_at is null
 ),

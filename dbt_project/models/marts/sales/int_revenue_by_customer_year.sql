@@ -6,17 +6,21 @@
 -- Incremental from deltas, as mart_pricing_summary: it adds the orders built since its newest
 -- `built_at` and subtracts the orders fct_orders replaced since (fct_orders__replaced); it sums
 -- everything again on its first build or after fct_orders was rebuilt whole. A customer-year
--- whose last order left is deleted (post-hook).
+-- whose last order left is deleted (post-hook; only this build writes such rows). `built_at` is
+-- indexed: each run reads its newest value several times.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['customer_id', 'order_year'],
     on_schema_change='append_new_columns',
     post_hook=[
-        'delete from {{ this }} where order_count = 0',
+        'delete from {{ this }} where order_count = 0 and built_at = {{ built_at() }}',
         "{{ prune_replaced(ref('fct_orders')) }}",
     ],
-    indexes=[{'columns': ['customer_id', 'order_year'], 'unique': true}],
+    indexes=[
+        {'columns': ['customer_id', 'order_year'], 'unique': true},
+        {'columns': ['built_at']},
+    ],
 ) }}
 
 {%- set keys = ['customer_id', 'order_year'] -%}
