@@ -7,6 +7,7 @@ command runs, stdout and stderr pass through the secret mask (`masking`).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import platform
@@ -88,7 +89,12 @@ def create_app(info: RunnerInfo, help_text: str, epilog: str) -> click.Group:
 
 def run_cli(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the contract's exit code. The only `sys.exit` of a runner."""
-    sys.exit(invoke(app, info, args))
+    code = invoke(app, info, args)
+    # The interpreter's shutdown collects garbage over every object still alive: 0.2 s with
+    # dbt's modules loaded, more with a manifest. Frozen objects are left out of those
+    # collections; the streams are still flushed and the exit handlers still run.
+    gc.freeze()
+    sys.exit(code)
 
 
 def invoke(app: click.Group, info: RunnerInfo, args: list[str] | None = None) -> int:
