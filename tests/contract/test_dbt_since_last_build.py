@@ -210,6 +210,32 @@ def test_a_missing_relation_or_a_hard_delete_in_bronze_is_built_again(pipeline: 
     assert pipeline.gold_answers_like_the_source()
 
 
+def test_a_customer_year_whose_orders_all_left_leaves_the_marts(pipeline: Pipeline) -> None:
+    """Every order one customer placed in one year is deleted on the source: the
+    delta-maintained int_revenue_by_customer_year drops that row (its post-hook) rather than
+    keeping it with zeros, which the nation mart would count as a customer."""
+    [(customer, year)] = pipeline.source.execute(
+        "select o_custkey, extract(year from o_orderdate)::integer from orders "
+        "group by 1, 2 order by count(*), 1, 2 limit 1"
+    )
+    held = (
+        "select count(*) from gold.int_revenue_by_customer_year "
+        "where (customer_id, order_year) = (%s, %s)"
+    )
+    assert pipeline.warehouse.execute(held, (customer, year)) == [(1,)]
+    orders = "from orders where o_custkey = %s and extract(year from o_orderdate) = %s"
+    with pipeline.source.connect() as conn:  # one transaction
+        conn.execute(
+            f"delete from lineitem where l_orderkey in (select o_orderkey {orders})",
+            (customer, year),
+        )
+        conn.execute(f"delete {orders}", (customer, year))
+    pipeline.extract(pipeline.changing_config)
+    assert "model.datakit.int_revenue_by_customer_year" in pipeline.build()
+    assert pipeline.warehouse.execute(held, (customer, year)) == [(0,)]
+    assert pipeline.gold_answers_like_the_source()
+
+
 def test_a_node_whose_test_failed_is_built_and_tested_again(pipeline: Pipeline) -> None:
     """Runs last: it leaves a bad row in Bronze."""
     pipeline.warehouse.execute(
